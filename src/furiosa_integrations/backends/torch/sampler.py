@@ -1,0 +1,129 @@
+"""Per-request sampling inside one batched step.
+
+Greedy rows take the argmax; sampled rows apply temperature, top-k, top-p and min-p
+together, then draw with their own ``torch.Generator`` so a seeded request gives the
+same tokens whatever else shares the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from ...engine.protocol import NativeLogprob
+from ...engine.sampling import SamplingParams
+
+
+class TokenConstraint(Protocol):
+    """A per-request grammar: which tokens may come next, and advance by one token."""
+
+    def allowed_mask(self, vocab_size: int) -> torch.Tensor | None:
+        """A bool ``[V]`` tensor of allowed tokens, or None when anything goes."""
+        ...
+
+    def accept(self, token_id: int) -> None: ...
+
+    def is_terminated(self) -> bool: ...
+
+
+@dataclass
+class SamplingState:
+    """What the sampler needs to know about one running request."""
+
+    params: SamplingParams
+    generator: torch.Generator | None
+    eos_token_ids: frozenset[int]
+    prompt_token_ids: list[int]
+    output_token_ids: list[int] = field(default_factory=list)
+    constraint: TokenConstraint | None = None
+
+    def banned_until_min_tokens(self) -> list[int]:
+        if len(self.output_token_ids) >= self.params.min_tokens:
+            return []
+        banned = set(self.params.stop_token_ids or ())
+        banned |= self.eos_token_ids
+        return sorted(banned)
+
+
+def _apply_penalties(logits: torch.Tensor, state: SamplingState) -> None:
+    p = state.params
+    if p.repetition_penalty != 1.0:
+        seen = torch.tensor(
+            sorted(set(state.prompt_token_ids) | set(state.output_token_ids)),
+            dtype=torch.long,
+            device=logits.device,
+        )
+        if seen.numel():
+            values = logits[seen]
+            logits[seen] = torch.where(
+                values > 0, values / p.repetition_penalty, values * p.repetition_penalty
+            )
+    if (p.presence_penalty or p.frequency_penalty) and state.output_token_ids:
+        ids, counts = torch.tensor(state.output_token_ids, device=logits.device).unique(
+            return_counts=True
+        )
+        logits[ids] -= p.frequency_penalty * counts.to(logits.dtype) + p.presence_penalty
+
+
+def _filter(probs: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torch.Tensor:
+    """Zero out tokens outside top-k / top-p / min-p (one row)."""
+    if top_k > 0 and top_k < probs.shape[-1]:
+        kth = torch.topk(probs, top_k).values[-1]
+        probs = torch.where(probs < kth, torch.zeros_like(probs), probs)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        drop_sorted = (cumulative - sorted_probs) > top_p * cumulative[-1]
+        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+        probs = probs.masked_fill(drop, 0.0)
+    if min_p > 0.0:
+        probs = probs.masked_fill(probs < min_p * probs.max(), 0.0)
+    return probs
+
+
+def sample(
+    logits: torch.Tensor, states: Sequence[SamplingState]
+) -> tuple[list[int], list[NativeLogprob | None]]:
+    """Choose one token per row of ``logits`` ``[B, V]``."""
+    vocab = logits.shape[-1]
+    for row, state in enumerate(states):
+        row_logits = logits[row]
+        _apply_penalties(row_logits, state)
+        banned = state.banned_until_min_tokens()
+        if banned:
+            row_logits[torch.tensor(banned, device=logits.device)] = float("-inf")
+        if state.constraint is not None:
+            allowed = state.constraint.allowed_mask(vocab)
+            if allowed is not None:
+                row_logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
+
+    want_logprobs = [s.params.logprobs is not None for s in states]
+    logprobs = torch.log_softmax(logits, dim=-1) if any(want_logprobs) else None
+
+    chosen = torch.argmax(logits, dim=-1)
+    sampled_rows = [i for i, s in enumerate(states) if not s.params.greedy]
+    if sampled_rows:
+        for row in sampled_rows:
+            p = states[row].params
+            probs = torch.softmax(logits[row] / p.temperature, dim=-1)
+            probs = _filter(probs, p.top_k, p.top_p, p.min_p)
+            # Exponential race == multinomial draw, with the request's own generator.
+            noise = torch.empty_like(probs).exponential_(generator=states[row].generator)
+            chosen[row] = torch.argmax(probs / noise)
+    tokens = chosen.tolist()
+
+    out: list[NativeLogprob | None] = [None] * len(states)
+    if logprobs is not None:
+        for row, state in enumerate(states):
+            k = state.params.logprobs
+            if k is None:
+                continue
+            top: list[tuple[int, float]] = []
+            if k > 0:
+                values, ids = torch.topk(logprobs[row], k)
+                top = list(zip(ids.tolist(), values.tolist(), strict=True))
+            out[row] = NativeLogprob(float(logprobs[row, tokens[row]]), top)
+    return tokens, out

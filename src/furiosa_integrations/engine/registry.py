@@ -1,0 +1,59 @@
+"""One engine per model per process, shared by every adapter that asks for it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from .async_engine import AsyncEngine
+from .protocol import Task
+
+_lock = threading.Lock()
+_engines: dict[tuple[Any, ...], AsyncEngine] = {}
+
+
+def get_engine(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    task: Task = "generate",
+    backend: str = "auto",
+    device: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **engine_options: Any,
+) -> AsyncEngine:
+    """The shared engine for ``model`` (default: the bundled default for ``task``).
+
+    The same model, task, backend and device give the same instance, loaded once.
+    ``engine_options`` go to the native engine when it is first built.
+    """
+    from ..backends import create_native_engine, resolve_backend
+    from ..models.resolve import resolve_model
+
+    resolved = resolve_model(model, task, cache_dir)
+    chosen = resolve_backend(backend)
+    key = (str(resolved.path), resolved.task, chosen, device or "auto")
+    with _lock:
+        engine = _engines.get(key)
+        if engine is not None and engine.is_alive():
+            return engine
+        native = create_native_engine(resolved, chosen, device, **engine_options)
+        tokenizer = _load_tokenizer(resolved.path)
+        engine = AsyncEngine(native, tokenizer, resolved.name, backend=chosen)
+        _engines[key] = engine
+        return engine
+
+
+def _load_tokenizer(path: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def clear_engines() -> None:
+    """Shut down and forget every shared engine (tests, or to free memory)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.shutdown()
