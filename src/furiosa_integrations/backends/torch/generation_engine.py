@@ -22,6 +22,7 @@ import torch
 from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from ...engine.protocol import NativeLogprob, NativeStats, NativeStep, Task
 from ...engine.sampling import PoolingParams, SamplingParams
+from ...engine.structured import StructuredOutputsParams
 from .decoder import LlamaFamilyDecoder, PrefillSegment
 from .device import pick_device, pick_dtype
 from .loader import eos_token_ids, load_causal_lm
@@ -79,6 +80,10 @@ class TorchGenerationEngine(EngineThread):
         self.eos_token_ids = eos_token_ids(path, model.config)
         self.max_num_seqs = max_num_seqs
         self.max_prefill_tokens = max_prefill_tokens
+        if constraint_factory is None:
+            from .grammar import GrammarConstraints
+
+            constraint_factory = GrammarConstraints(path, self.vocab_size, self.eos_token_ids)
         self.constraint_factory = constraint_factory
 
         self._lock = threading.Lock()
@@ -143,6 +148,12 @@ class TorchGenerationEngine(EngineThread):
     def shutdown(self) -> None:
         self.stop()
 
+    def check_structured_outputs(self, structured: StructuredOutputsParams | None) -> None:
+        """Compile (cached) now, so an invalid schema, regex or grammar fails before queuing."""
+        check = getattr(self.constraint_factory, "check", None)
+        if check is not None:
+            check(structured)
+
     # ---- helpers ----
 
     def _make_request(
@@ -179,6 +190,7 @@ class TorchGenerationEngine(EngineThread):
     def has_work(self) -> bool:
         return bool(self._inbox or self._aborts or self._waiting or self._running)
 
+    @torch.inference_mode()
     def step(self) -> None:
         self._take_inbox()
         admitted = self._admit()
