@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -27,6 +27,17 @@ class TokenConstraint(Protocol):
     def accept(self, token_id: int) -> None: ...
 
     def is_terminated(self) -> bool: ...
+
+
+@runtime_checkable
+class BitmaskConstraint(Protocol):
+    """A constraint that can write its mask into a shared packed bitmask (xgrammar's layout:
+    int32 words, bit ``t % 32`` of word ``t // 32`` set when token ``t`` is allowed), so a
+    whole batch is masked in one call instead of one bool tensor per row."""
+
+    def fill_bitmask(self, bitmask: torch.Tensor, row: int) -> bool:
+        """Fill ``bitmask[row]``; return False when every token is allowed."""
+        ...
 
 
 @dataclass
@@ -84,21 +95,41 @@ def _filter(probs: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torc
     return probs
 
 
+def _apply_constraints(logits: torch.Tensor, states: Sequence[SamplingState]) -> None:
+    """Mask each constrained row to the tokens its grammar allows next."""
+    vocab = logits.shape[-1]
+    packed_rows: list[int] = []
+    bitmask: torch.Tensor | None = None
+    for row, state in enumerate(states):
+        constraint = state.constraint
+        if constraint is None:
+            continue
+        if isinstance(constraint, BitmaskConstraint):
+            if bitmask is None:
+                bitmask = torch.full((len(states), (vocab + 31) // 32), -1, dtype=torch.int32)
+            if constraint.fill_bitmask(bitmask, row):
+                packed_rows.append(row)
+            continue
+        allowed = constraint.allowed_mask(vocab)
+        if allowed is not None:
+            logits[row].masked_fill_(~allowed.to(logits.device), float("-inf"))
+    if packed_rows and bitmask is not None:
+        from .grammar import apply_bitmask
+
+        apply_bitmask(logits, bitmask, packed_rows)
+
+
 def sample(
     logits: torch.Tensor, states: Sequence[SamplingState]
 ) -> tuple[list[int], list[NativeLogprob | None]]:
     """Choose one token per row of ``logits`` ``[B, V]``."""
-    vocab = logits.shape[-1]
     for row, state in enumerate(states):
         row_logits = logits[row]
         _apply_penalties(row_logits, state)
         banned = state.banned_until_min_tokens()
         if banned:
             row_logits[torch.tensor(banned, device=logits.device)] = float("-inf")
-        if state.constraint is not None:
-            allowed = state.constraint.allowed_mask(vocab)
-            if allowed is not None:
-                row_logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
+    _apply_constraints(logits, states)
 
     want_logprobs = [s.params.logprobs is not None for s in states]
     logprobs = torch.log_softmax(logits, dim=-1) if any(want_logprobs) else None
