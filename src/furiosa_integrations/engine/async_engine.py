@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from .chat import apply_template, normalize_messages
+from .chat import apply_template, image_parts, normalize_messages
 from .errors import (
     ContextLengthExceededError,
     DuplicateRequestIdError,
@@ -33,7 +33,7 @@ Prompt = str | Sequence[int]
 class _Prepared:
     """A validated generation request, ready to dispatch."""
 
-    __slots__ = ("params", "parser_factory", "prompt", "prompt_token_ids", "request_id")
+    __slots__ = ("images", "params", "parser_factory", "prompt", "prompt_token_ids", "request_id")
 
     def __init__(
         self,
@@ -42,7 +42,9 @@ class _Prepared:
         prompt_token_ids: list[int],
         params: SamplingParams,
         parser_factory: Any,
+        images: list[Any] | None = None,
     ) -> None:
+        self.images = images or []
         self.request_id = request_id
         self.prompt = prompt
         self.prompt_token_ids = prompt_token_ids
@@ -130,6 +132,7 @@ class AsyncEngine:
         tool_choice: Any,
         request_id: str | None,
         chat_template_kwargs: dict[str, Any] | None,
+        images: Sequence[Any] | None = None,
     ) -> _Prepared:
         if self.task != "generate":
             raise UnsupportedTaskError(
@@ -139,12 +142,16 @@ class AsyncEngine:
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError(f"params must be SamplingParams, got {type(params).__name__}")
         params.verify()
+        check_params = getattr(self.native, "check_sampling_params", None)
+        if check_params is not None:  # backend limits (the furiosa backend's option ranges)
+            check_params(params)
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("Give exactly one of prompt or messages")
+        loaded_images = self._load_images(messages, images)
         parser_factory = None
         text: str | None
         if messages is not None:
-            normalized = normalize_messages(messages)
+            normalized = normalize_messages(messages, allow_images=self.supports_images)
             if tools or tool_choice not in (None, "none", "auto"):
                 from .tool_calling import plan_tool_request
 
@@ -187,7 +194,22 @@ class AsyncEngine:
             raise InvalidRequestError("request_id must be a non-empty string")
         if request_id in self._request_ids:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
-        return _Prepared(request_id, text, token_ids, params, parser_factory)
+        return _Prepared(request_id, text, token_ids, params, parser_factory, loaded_images)
+
+    def _load_images(
+        self, messages: Sequence[dict[str, Any]] | None, images: Sequence[Any] | None
+    ) -> list[Any]:
+        """Images of a request, for a model that accepts them; a clear error otherwise."""
+        parts = image_parts(messages) if messages is not None else []
+        if not parts and not images:
+            return []
+        if not self.supports_images:
+            raise InvalidRequestError(
+                f"{self.model_name} is a text-only model: image inputs are not supported"
+            )
+        from .images import load_image
+
+        return [load_image(part) for part in parts] + list(images or [])
 
     def _check_structured(self, params: SamplingParams) -> None:
         """Compile the constraint now so a bad schema fails before queuing (backend hook)."""
@@ -205,14 +227,16 @@ class AsyncEngine:
         tool_choice: Any = None,
         request_id: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
+        images: Sequence[Any] | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """Stream chunks of new text. Validation happens here, before anything is queued.
 
         Stopping iteration early (break, ``aclose``, task cancellation) aborts the
-        request in the native engine and releases its id.
+        request in the native engine and releases its id. ``images`` go with a plain
+        prompt that already holds the model's image placeholders (image-capable models only).
         """
         prepared = self._prepare(
-            prompt, messages, params, tools, tool_choice, request_id, chat_template_kwargs
+            prompt, messages, params, tools, tool_choice, request_id, chat_template_kwargs, images
         )
         self._request_ids.add(prepared.request_id)
         return self._run(prepared)
@@ -234,9 +258,11 @@ class AsyncEngine:
         ]
         per_sample = [params] if n == 1 else [self._sample_params(params, i) for i in range(n)]
         if n == 1:
-            steps = self._steps_one(prepared.prompt_token_ids, per_sample[0], ids[0])
+            steps = self._steps_one(
+                prepared.prompt_token_ids, per_sample[0], ids[0], prepared.images
+            )
         else:
-            steps = self._steps_merged(prepared.prompt_token_ids, per_sample, ids)
+            steps = self._steps_merged(prepared.prompt_token_ids, per_sample, ids, prepared.images)
         try:
             remaining = n
             async for index, step in steps:
@@ -271,10 +297,17 @@ class AsyncEngine:
         seed = None if params.seed is None else params.seed + index
         return params.clone(n=1, seed=seed)
 
+    def _native_stream(
+        self, prompt_ids: list[int], params: SamplingParams, native_id: str, images: list[Any]
+    ) -> AsyncIterator[NativeStep]:
+        if images:  # only image-capable backends take (and get) this argument
+            return self.native.stream_generate(prompt_ids, params, native_id, images=images)  # type: ignore[call-arg]
+        return self.native.stream_generate(prompt_ids, params, native_id)
+
     async def _steps_one(
-        self, prompt_ids: list[int], params: SamplingParams, native_id: str
+        self, prompt_ids: list[int], params: SamplingParams, native_id: str, images: list[Any]
     ) -> AsyncIterator[tuple[int, NativeStep]]:
-        stream = self.native.stream_generate(prompt_ids, params, native_id)
+        stream = self._native_stream(prompt_ids, params, native_id, images)
         try:
             async for step in stream:
                 yield 0, step
@@ -282,13 +315,18 @@ class AsyncEngine:
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def _steps_merged(
-        self, prompt_ids: list[int], per_sample: list[SamplingParams], ids: list[str]
+        self,
+        prompt_ids: list[int],
+        per_sample: list[SamplingParams],
+        ids: list[str],
+        images: list[Any],
     ) -> AsyncIterator[tuple[int, NativeStep]]:
         queue: asyncio.Queue[tuple[int, NativeStep] | BaseException | None] = asyncio.Queue()
 
         async def pump(index: int) -> None:
             try:
-                async for step in self.native.stream_generate(prompt_ids, per_sample[index], ids[index]):
+                stream = self._native_stream(prompt_ids, per_sample[index], ids[index], images)
+                async for step in stream:
                     await queue.put((index, step))
             except BaseException as exc:
                 await queue.put(exc)
@@ -356,7 +394,13 @@ class AsyncEngine:
 
     # ---- pooling ----
 
-    def _prepare_embed(self, texts: Sequence[str], params: PoolingParams) -> list[list[int]]:
+    def prepare_embed(
+        self, texts: Sequence[str | Sequence[int]], params: PoolingParams
+    ) -> list[list[int]]:
+        """Validate and tokenize embedding inputs now, before anything is queued.
+
+        Each input is a text or a list of token ids (kept as given, truncated like text).
+        """
         if self.task != "embed":
             raise UnsupportedTaskError(
                 f"{self.model_name} is a generation model; it does not support embeddings"
@@ -365,18 +409,39 @@ class AsyncEngine:
             raise InvalidRequestError("texts must be a list of strings")
         if not texts:
             raise InvalidRequestError("texts must not be empty")
+        token_inputs: dict[int, list[int]] = {}
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
+            if isinstance(text, Sequence) and not isinstance(text, (str, bytes)):
+                ids = list(text)
+                if not ids or not all(
+                    isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids
+                ):
+                    raise InvalidRequestError(
+                        f"texts[{i}] as token ids must be a non-empty list of ints >= 0"
+                    )
+                token_inputs[i] = ids
+            elif not isinstance(text, str):
                 raise InvalidRequestError(f"texts[{i}] must be a string, got {type(text).__name__}")
         params.verify()
         limit = self.max_model_len
         if params.truncate_prompt_tokens not in (None, -1):
             limit = min(limit, int(params.truncate_prompt_tokens))  # type: ignore[arg-type]
-        encoded = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=params.truncate_prompt_tokens is not None,
-            max_length=limit,
-        )["input_ids"]
-        for i, ids in enumerate(encoded):
+        truncate = params.truncate_prompt_tokens is not None
+        strings = [t for i, t in enumerate(texts) if i not in token_inputs]
+        encoded_strings = iter(
+            self.tokenizer(strings, add_special_tokens=True, truncation=truncate, max_length=limit)[
+                "input_ids"
+            ]
+            if strings
+            else []
+        )
+        encoded = [
+            (token_inputs[i][:limit] if truncate else token_inputs[i])
+            if i in token_inputs
+            else next(encoded_strings)
+            for i in range(len(texts))
+        ]
+        for ids in encoded:
             if len(ids) > self.max_model_len:
                 raise ContextLengthExceededError(
                     max_model_len=self.max_model_len, prompt_tokens=len(ids), max_tokens=None
@@ -391,7 +456,12 @@ class AsyncEngine:
     ) -> list[list[float]]:
         """One vector per text, in order, from one batched native call."""
         params = params if params is not None else PoolingParams()
-        prompts = self._prepare_embed(texts, params)
+        return await self.embed_prepared(self.prepare_embed(texts, params), params, request_id)
+
+    async def embed_prepared(
+        self, prompts: list[list[int]], params: PoolingParams, request_id: str | None = None
+    ) -> list[list[float]]:
+        """``embed`` for inputs that ``prepare_embed`` has already checked and tokenized."""
         request_id = request_id or self._new_request_id()
         if request_id in self._request_ids:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")

@@ -46,8 +46,41 @@ def content_text(content: Any, *, allow_images: bool = False) -> str:
     raise InvalidRequestError(f"Message content must be text, got {type(content).__name__}")
 
 
-def normalize_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
-    """Check and copy messages into the plain dicts templates expect."""
+def _content_with_images(content: Any) -> Any:
+    """Text, or (when it holds images) the part list a vision model's template expects."""
+    if not isinstance(content, list) or not any(
+        isinstance(p, dict) and p.get("type") in _IMAGE_PART_TYPES for p in content
+    ):
+        return content_text(content)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") in _IMAGE_PART_TYPES:
+            parts.append({"type": "image"})
+        else:
+            parts.append({"type": "text", "text": content_text([part])})
+    return parts
+
+
+def image_parts(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """The image content parts of ``messages``, in order."""
+    found: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            found.extend(
+                p for p in content if isinstance(p, dict) and p.get("type") in _IMAGE_PART_TYPES
+            )
+    return found
+
+
+def normalize_messages(
+    messages: Sequence[Any], *, allow_images: bool = False
+) -> list[dict[str, Any]]:
+    """Check and copy messages into the plain dicts templates expect.
+
+    Image parts are refused unless ``allow_images``; then a message holding images keeps
+    its content as ``[{"type": "image"}, {"type": "text", ...}]`` for the chat template.
+    """
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
         raise InvalidRequestError("messages must be a non-empty list of message dicts")
     out = []
@@ -58,7 +91,8 @@ def normalize_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise InvalidRequestError(f"messages[{i}].role must be one of {ROLES}, got {role!r}")
         copy = dict(message)
-        copy["content"] = content_text(message.get("content"))
+        content = message.get("content")
+        copy["content"] = _content_with_images(content) if allow_images else content_text(content)
         if role == "developer":
             copy["role"] = "system"
         out.append(copy)
@@ -69,11 +103,12 @@ def merge_consecutive(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Join consecutive plain messages of one role (for templates that demand alternation)."""
     merged: list[dict[str, Any]] = []
     for message in messages:
-        plain = set(message) <= {"role", "content", "name"}
+        plain = set(message) <= {"role", "content", "name"} and isinstance(message["content"], str)
         if (
             merged
             and plain
             and set(merged[-1]) <= {"role", "content", "name"}
+            and isinstance(merged[-1]["content"], str)
             and merged[-1]["role"] == message["role"]
             and message["role"] in ("system", "user", "assistant")
         ):
