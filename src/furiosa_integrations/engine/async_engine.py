@@ -24,8 +24,10 @@ from .errors import (
 from .output_processor import CompletionProcessor, TextParser
 from .outputs import Completion, GenerationChunk, GenerationResult, Usage
 from .protocol import NativeEngine, NativeStats, NativeStep
+from .reasoning import reasoning_parser_factory
 from .sampling import PoolingParams, SamplingParams
 from .sync_bridge import iterate_sync, run_sync
+from .tool_calling import has_tool_history, plan_tool_request
 
 Prompt = str | Sequence[int]
 
@@ -152,15 +154,16 @@ class AsyncEngine:
         text: str | None
         if messages is not None:
             normalized = normalize_messages(messages, allow_images=self.supports_images)
-            if tools or tool_choice not in (None, "none", "auto"):
-                from .tool_calling import plan_tool_request
-
+            if tools or tool_choice not in (None, "none", "auto") or has_tool_history(normalized):
                 plan = plan_tool_request(
                     self, normalized, list(tools or []), tool_choice, params, chat_template_kwargs
                 )
                 text, params, parser_factory = plan.prompt, plan.params, plan.parser_factory
             else:
                 text = apply_template(self.tokenizer, normalized, **(chat_template_kwargs or {}))
+                parser_factory = reasoning_parser_factory(
+                    self.tokenizer, text, chat_template_kwargs
+                )
             token_ids = self.tokenize(text)
         elif isinstance(prompt, str):
             if not prompt:

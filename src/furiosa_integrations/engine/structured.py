@@ -73,3 +73,17 @@ class StructuredOutputsParams:
         if self.json is None:
             return None
         return json.loads(self.json) if isinstance(self.json, str) else self.json
+
+
+def check_json_schema(schema: Any, what: str) -> None:
+    """Reject what is not a valid JSON schema (jsonschema's meta-schema check), naming ``what``."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(
+            f"{what} must be a JSON schema object, got {type(schema).__name__}"
+        )
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise InvalidRequestError(f"{what} is not a valid JSON schema: {exc.message}") from exc

@@ -21,7 +21,7 @@ import torch
 
 from ...engine.errors import InvalidRequestError
 from ...engine.sampling import SamplingParams
-from ...engine.structured import StructuredOutputsParams
+from ...engine.structured import StructuredOutputsParams, check_json_schema
 
 _MAX_CACHED_GRAMMARS = 256
 
@@ -43,20 +43,6 @@ def _first_line(exc: BaseException) -> str:
     if text.startswith("[") and ".cc:" in text:
         text = text.split(": ", 1)[-1]
     return text
-
-
-def check_json_schema(schema: Any, what: str) -> None:
-    """Reject a schema that is not a valid JSON schema (jsonschema's meta-schema check)."""
-    import jsonschema
-
-    if not isinstance(schema, dict):
-        raise InvalidRequestError(
-            f"{what} must be a JSON schema object, got {type(schema).__name__}"
-        )
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise InvalidRequestError(f"{what} is not a valid JSON schema: {exc.message}") from exc
 
 
 def choice_grammar(choices: list[str]) -> str:
@@ -241,4 +227,4 @@ def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) 
         )
 
 
-__all__ = ["GrammarConstraint", "GrammarConstraints", "apply_bitmask", "check_json_schema"]
+__all__ = ["GrammarConstraint", "GrammarConstraints", "apply_bitmask"]
