@@ -38,8 +38,12 @@ def get_engine(
         if engine is not None and engine.is_alive():
             return engine
         native = create_native_engine(resolved, chosen, device, **engine_options)
-        tokenizer = _load_tokenizer(resolved.path)
-        engine = AsyncEngine(native, tokenizer, resolved.name, backend=chosen)
+        # A backend may bring its own tokenizer and image support (furiosa-llm's LLM does).
+        tokenizer = getattr(native, "tokenizer", None) or _load_tokenizer(resolved.path)
+        images = bool(getattr(native, "supports_images", False))
+        engine = AsyncEngine(
+            native, tokenizer, resolved.name, backend=chosen, supports_images=images
+        )
         _engines[key] = engine
         return engine
 

@@ -1,0 +1,206 @@
+"""Our native engine protocol over furiosa-llm's native engine (its ``NativeEngineLike``).
+
+Token ids in, token ids out: the shared engine above does templates, detokenization and
+stop strings, as furiosa-llm's own Python layer does above its native engine. Every
+request that ends early (a consumer stops, a task is cancelled, an error) is aborted
+in the native engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+from ...engine.errors import BackendUnavailableError, DuplicateRequestIdError
+from ...engine.protocol import NativeStats, NativeStep, Task
+from ...engine.sampling import PoolingParams, SamplingParams
+from ...engine.structured import StructuredOutputsParams
+from .errors import map_error
+from .native_outputs import step_from_output, vector_from_output
+from .params import to_furiosa_pooling_params, to_furiosa_sampling_params, to_furiosa_structured
+
+
+def _batch_encoding(token_ids: list[int]) -> Any:
+    from furiosa_llm.vllm_compat import BatchEncoding
+
+    return BatchEncoding(input_ids=list(token_ids), attention_mask=[1] * len(token_ids))
+
+
+class FuriosaNativeEngine:
+    """Drives a furiosa-llm native engine (``LLM(...).engine``) through our protocol.
+
+    ``llm`` (optional) is the furiosa-llm ``LLM`` that owns the native engine: kept
+    alive here, and used for image requests (its processor and model path).
+    """
+
+    def __init__(
+        self,
+        native: Any,
+        *,
+        task: Task,
+        stop_ids: Collection[int] = (),
+        tokenizer: Any = None,
+        llm: Any = None,
+        supports_images: bool = False,
+    ) -> None:
+        self.native = native
+        self.task = task
+        self.stop_ids = frozenset(stop_ids)
+        self.tokenizer = tokenizer
+        self.llm = llm
+        self.supports_images = supports_images
+        self.max_model_len = int(native.max_model_len)
+        self._ids: set[str] = set()
+
+    # ---- facts and checks ----
+
+    def check_sampling_params(self, params: SamplingParams) -> None:
+        """Build furiosa-llm's object now, so what it rejects fails before queuing."""
+        to_furiosa_sampling_params(params)
+
+    def check_structured_outputs(self, structured: StructuredOutputsParams | None) -> None:
+        if structured is not None:
+            to_furiosa_structured(structured)
+
+    def is_alive(self) -> bool:
+        try:
+            return bool(self.native.is_alive())
+        except Exception:
+            return False
+
+    def stats(self) -> NativeStats:
+        # furiosa-llm does not expose its queues; count what is in flight through us.
+        return NativeStats(
+            running=len(self._ids), waiting=0, used_cache_slots=0, request_ids=len(self._ids)
+        )
+
+    def abort_request(self, request_id: str) -> None:
+        self.native.abort_request(request_id)
+
+    def shutdown(self) -> None:
+        if self.llm is not None and hasattr(self.llm, "shutdown"):
+            self.llm.shutdown()
+        else:
+            self.native.shutdown()
+
+    # ---- generation ----
+
+    def _claim(self, request_id: str) -> None:
+        if request_id in self._ids:
+            raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
+        self._ids.add(request_id)
+
+    async def stream_generate(
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        request_id: str,
+        images: list[Any] | None = None,
+    ) -> AsyncIterator[NativeStep]:
+        native_params = to_furiosa_sampling_params(
+            params, prompt_len=len(prompt_token_ids), max_model_len=self.max_model_len
+        )
+        self._claim(request_id)
+        finished = False
+        stream: Any = None
+        try:
+            try:
+                stream = await self._open(prompt_token_ids, native_params, request_id, images)
+            except Exception as exc:
+                raise map_error(exc, self.native) from exc
+            while True:
+                try:
+                    output = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    raise map_error(exc, self.native) from exc
+                step = step_from_output(
+                    output,
+                    stop_ids=self.stop_ids | set(params.stop_token_ids or ()),
+                    logprobs=params.logprobs,
+                    prompt_len=len(prompt_token_ids),
+                )
+                finished = step.finish_reason is not None
+                yield step
+                if finished:
+                    return
+            finished = True  # the native stream ended without a reason: it was aborted
+            yield NativeStep([], finish_reason="abort", num_prompt_tokens=len(prompt_token_ids))
+        finally:
+            if not finished:
+                self.native.abort_request(request_id)
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    pass
+            self._ids.discard(request_id)
+
+    async def _open(
+        self, prompt_token_ids: list[int], native_params: Any, request_id: str, images: Any
+    ) -> Any:
+        inputs = _batch_encoding(prompt_token_ids)
+        if not images:
+            return self.native.stream_generate(inputs, native_params, request_id)
+        if not self.supports_images or self.llm is None:
+            raise BackendUnavailableError("This furiosa-llm model does not take images")
+        # furiosa-llm's own multimodal path (processor, placeholder expansion, vision
+        # encoding, post-expansion context check), exactly as its LLMEngine runs it.
+        helper = self._multimodal_helper()
+        prompt = {"prompt_token_ids": list(prompt_token_ids), "multi_modal_data": {"image": images}}
+        mm_inputs, constraints = helper._preprocess_multimodal_inputs(
+            prompt,
+            list(prompt_token_ids),
+            native_params.max_tokens,
+            native_params.min_tokens,
+            getattr(self.llm, "mm_processor_kwargs", None),
+        )
+        return await helper._start_generation(
+            request_id, inputs, native_params, mm_inputs, constraints
+        )
+
+    def _multimodal_helper(self) -> Any:
+        try:
+            from furiosa_llm.llm_engine import AsyncLLMEngine as FuriosaAsyncLLMEngine
+
+            helper = FuriosaAsyncLLMEngine.from_llm(self.llm)
+            helper._preprocess_multimodal_inputs  # noqa: B018 - present in this version?
+            helper._start_generation  # noqa: B018
+        except (ImportError, AttributeError) as exc:
+            raise BackendUnavailableError(
+                "This furiosa-llm version's multimodal API is not supported here"
+            ) from exc
+        return helper
+
+    # ---- pooling ----
+
+    async def encode(
+        self, prompts: list[list[int]], params: PoolingParams, request_id: str
+    ) -> list[list[float]]:
+        native_params = to_furiosa_pooling_params(params)
+        # furiosa-llm encodes one prompt per native call; ids stay unique per prompt.
+        ids = [request_id]
+        if len(prompts) > 1:
+            ids = [f"{request_id}-{i}" for i in range(len(prompts))]
+        for rid in ids:
+            self._claim(rid)
+        calls = [
+            asyncio.ensure_future(self.native.encode(_batch_encoding(p), native_params, rid))
+            for p, rid in zip(prompts, ids, strict=True)
+        ]
+        done = False
+        try:
+            outputs = await asyncio.gather(*calls)
+            done = True
+        except Exception as exc:
+            raise map_error(exc, self.native) from exc
+        finally:
+            for call, rid in zip(calls, ids, strict=True):
+                if not done:  # failed or cancelled: stop the rest natively
+                    call.cancel()
+                    self.native.abort_request(rid)
+                self._ids.discard(rid)
+        return [vector_from_output(out) for out in outputs]
