@@ -180,9 +180,7 @@ def test_callbacks_fire_for_every_method(llm: FuriosaLLM) -> None:
     import asyncio
 
     handler = LlamaDebugHandler()
-    llm_cb = FuriosaLLM(
-        temperature=0.0, max_tokens=4, callback_manager=CallbackManager([handler])
-    )
+    llm_cb = FuriosaLLM(temperature=0.0, max_tokens=4, callback_manager=CallbackManager([handler]))
 
     async def run_async() -> None:
         await llm_cb.achat(MESSAGES)
