@@ -308,6 +308,9 @@ class TorchGenerationEngine(EngineThread):
         """Emit the last output, free the slot (keeping slots compact) and the id."""
         request.finished = True
         request.pending_token = None
+        # Free the id before the caller can see the end, so it may reuse the id at once.
+        with self._lock:
+            self._requests.pop(request.request_id, None)
         request.sink(final)
         if request.slot >= 0:
             slot = request.slot
@@ -319,8 +322,6 @@ class TorchGenerationEngine(EngineThread):
             request.slot = -1
         elif request in self._waiting:
             self._waiting.remove(request)
-        with self._lock:
-            self._requests.pop(request.request_id, None)
 
     def on_stop(self, error: BaseException) -> None:
         with self._lock:
