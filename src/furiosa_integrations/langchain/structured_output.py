@@ -1,0 +1,91 @@
+"""``with_structured_output`` for ``FuriosaChat``: a constrained request plus a parser.
+
+- ``json_schema`` (default): the engine constrains decoding to the schema
+  (``StructuredOutputsParams(json=...)``), so even a small model returns a valid object.
+- ``function_calling``: the schema becomes a tool the model is forced to call.
+- ``json_mode``: the output is constrained to some JSON object (``json_object=True``);
+  the prompt has to say which keys to use.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from langchain_core.output_parsers import (
+    JsonOutputKeyToolsParser,
+    JsonOutputParser,
+    PydanticOutputParser,
+    PydanticToolsParser,
+)
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic.v1 import BaseModel as BaseModelV1
+
+from ..engine import StructuredOutputsParams
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+Method = Literal["json_schema", "function_calling", "json_mode"]
+
+
+def _is_pydantic_class(schema: Any) -> bool:
+    return isinstance(schema, type) and is_basemodel_subclass(schema)
+
+
+def _json_schema(schema: Any) -> dict[str, Any]:
+    """The JSON schema of a Pydantic class (v1 or v2), a TypedDict or a JSON schema dict."""
+    if _is_pydantic_class(schema):
+        if issubclass(schema, BaseModelV1):
+            return cast(dict[str, Any], schema.schema())
+        return cast(dict[str, Any], schema.model_json_schema())
+    return convert_to_json_schema(schema)
+
+
+def structured_output(
+    model: BaseChatModel,
+    schema: Any,
+    *,
+    method: Method = "json_schema",
+    include_raw: bool = False,
+) -> Runnable:
+    """The runnable ``with_structured_output`` returns (see its docstring)."""
+    is_pydantic = _is_pydantic_class(schema)
+    # What tracing records (BaseChatModel pops it before the request is made).
+    trace: dict[str, Any] = (
+        {"ls_structured_output_format": {"kwargs": {"method": method}, "schema": schema}}
+        if schema is not None
+        else {}
+    )
+    if schema is None and method != "json_mode":
+        raise ValueError(f"schema must be given for method={method!r}")
+    if method == "function_calling":
+        tool = convert_to_openai_tool(schema)
+        name = tool["function"]["name"]
+        llm: Runnable = model.bind_tools([schema], tool_choice=name, **trace)
+        parser: Runnable = (
+            PydanticToolsParser(tools=[schema], first_tool_only=True)
+            if is_pydantic
+            else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        )
+    elif method == "json_schema":
+        llm = model.bind(
+            structured_outputs=StructuredOutputsParams(json=_json_schema(schema)), **trace
+        )
+        parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+    elif method == "json_mode":
+        llm = model.bind(structured_outputs=StructuredOutputsParams(json_object=True), **trace)
+        parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+    else:
+        raise ValueError(
+            f"method must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}"
+        )
+    if not include_raw:
+        return llm | parser
+    parse = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    )
+    no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=llm) | parse.with_fallbacks([no_parse], exception_key="parsing_error")
