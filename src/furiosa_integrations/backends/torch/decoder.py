@@ -52,22 +52,53 @@ class LlamaFamilyDecoder:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.num_heads
         self.vocab_size = config.vocab_size
         self.device = device
+        self._fused = [self._fuse(layer) for layer in self.layers]
         self.cache = SlotKVCache(
             len(self.layers), self.num_kv_heads, self.head_dim, dtype, device, max_len
         )
+
+    @staticmethod
+    def _fuse(layer: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, Any]:
+        """One matmul for q/k/v and one for gate/up: fewer, larger GEMMs per step.
+
+        The original modules' weights become views of the fused tensors, so nothing is
+        stored twice.
+        """
+        attn, mlp = layer.self_attn, layer.mlp
+        projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+        qkv = torch.cat([p.weight.data for p in projections])
+        bias = None
+        if all(p.bias is not None for p in projections):
+            bias = torch.cat([p.bias.data for p in projections])
+        offset = 0
+        for p in projections:
+            rows = p.weight.shape[0]
+            p.weight.data = qkv[offset : offset + rows]
+            if bias is not None:
+                p.bias.data = bias[offset : offset + rows]
+            offset += rows
+        gate_up = torch.cat([mlp.gate_proj.weight.data, mlp.up_proj.weight.data])
+        half = mlp.gate_proj.weight.shape[0]
+        mlp.gate_proj.weight.data = gate_up[:half]
+        mlp.up_proj.weight.data = gate_up[half:]
+        return qkv, bias, gate_up, mlp.act_fn
 
     def _rope(self, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = self.inner.rotary_emb(hidden.unsqueeze(0), positions.unsqueeze(0))
         return cos[0].unsqueeze(1), sin[0].unsqueeze(1)  # [T, 1, d] broadcasts over heads
 
     def _qkv(
-        self, layer: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+        self, index: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        attn = layer.self_attn
+        attn = self.layers[index].self_attn
+        qkv_weight, qkv_bias = self._fused[index][:2]
         tokens = x.shape[0]
-        q = attn.q_proj(x).view(tokens, self.num_heads, self.head_dim)
-        k = attn.k_proj(x).view(tokens, self.num_kv_heads, self.head_dim)
-        v = attn.v_proj(x).view(tokens, self.num_kv_heads, self.head_dim)
+        q_size = self.num_heads * self.head_dim
+        kv_size = self.num_kv_heads * self.head_dim
+        q, k, v = F.linear(x, qkv_weight, qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
+        q = q.reshape(tokens, self.num_heads, self.head_dim)
+        k = k.reshape(tokens, self.num_kv_heads, self.head_dim)
+        v = v.reshape(tokens, self.num_kv_heads, self.head_dim)
         if hasattr(attn, "q_norm"):  # Qwen3
             q = attn.q_norm(q)
             k = attn.k_norm(k)
@@ -78,10 +109,12 @@ class LlamaFamilyDecoder:
     def _layer(
         self, layer: Any, index: int, hidden: torch.Tensor, attend: Any, cos: torch.Tensor, sin: torch.Tensor
     ) -> torch.Tensor:
-        q, k, v = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
+        q, k, v = self._qkv(index, layer.input_layernorm(hidden), cos, sin)
         out = attend(index, q, k, v)
         hidden = hidden + layer.self_attn.o_proj(out)
-        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        _, _, gate_up_weight, act = self._fused[index]
+        gate, up = F.linear(layer.post_attention_layernorm(hidden), gate_up_weight).chunk(2, dim=-1)
+        return hidden + layer.mlp.down_proj(act(gate) * up)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(self.inner.norm(hidden)).float()
@@ -92,13 +125,14 @@ class LlamaFamilyDecoder:
         batch = tokens.shape[0]
         span = int(positions.max().item()) + 1
         cache = self.cache
-        rows = torch.arange(batch, device=self.device)
         # [B, 1, 1, span]: each row sees its own cached positions and the new one.
         mask = (torch.arange(span, device=self.device)[None, :] <= positions[:, None])[:, None, None, :]
+        # scatter_ along the position axis writes one K/V per row in place (index_put is slow here).
+        where = positions.view(batch, 1, 1, 1).expand(batch, self.num_kv_heads, 1, self.head_dim)
 
         def attend(index: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            cache.keys[index, rows, :, positions] = k
-            cache.values[index, rows, :, positions] = v
+            cache.keys[index, :batch].scatter_(2, where, k.unsqueeze(2))
+            cache.values[index, :batch].scatter_(2, where, v.unsqueeze(2))
             keys = cache.keys[index, :batch, :, :span]
             values = cache.values[index, :batch, :, :span]
             out = F.scaled_dot_product_attention(
@@ -122,9 +156,6 @@ class LlamaFamilyDecoder:
                 for s in segments
             ]
         )
-        slots = torch.cat(
-            [torch.full((s.length,), s.slot, device=self.device, dtype=torch.long) for s in segments]
-        )
         masks = []
         for s in segments:
             if s.position == 0:
@@ -135,11 +166,12 @@ class LlamaFamilyDecoder:
                 masks.append((cols[None, :] <= rows_pos[:, None])[None, None])
 
         def attend(index: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            cache.keys[index, slots, :, positions] = k
-            cache.values[index, slots, :, positions] = v
             outs = []
             for s, mask in zip(segments, masks, strict=True):
                 end = s.position + s.length
+                new = slice(s.start, s.start + s.length)
+                cache.keys[index, s.slot, :, s.position : end] = k[new].transpose(0, 1)
+                cache.values[index, s.slot, :, s.position : end] = v[new].transpose(0, 1)
                 qs = q[s.start : s.start + s.length].transpose(0, 1).unsqueeze(0)
                 ks = cache.keys[index, s.slot : s.slot + 1, :, :end]
                 vs = cache.values[index, s.slot : s.slot + 1, :, :end]
