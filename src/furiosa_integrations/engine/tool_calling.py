@@ -314,14 +314,17 @@ def call_tag(tool: Tool, newline: bool) -> dict[str, Any]:
 
 
 def tool_call_constraint(
-    tools: list[Tool], choice: ToolChoice, newline: bool = False
+    tools: list[Tool], choice: ToolChoice, newline: bool = False, single: bool = False
 ) -> StructuredOutputsParams | None:
-    """The structural tag enforcing ``choice``; None for ``none``."""
+    """The structural tag enforcing ``choice``; None for ``none``. ``single``: at most one
+    call, generation ends after it (``parallel_tool_calls=False``)."""
     if choice.mode == "none":
         return None
     if choice.mode == "auto":
         tags = [call_tag(t, newline) for t in tools]
         fmt: dict[str, Any] = {"type": "triggered_tags", "triggers": [TOOL_CALL_OPEN], "tags": tags}
+        if single:
+            fmt["stop_after_first"] = True
     else:
         chosen = [t for t in tools if choice.mode == "required" or t.name == choice.name]
         fmt = {
@@ -330,7 +333,7 @@ def tool_call_constraint(
             "separator": "\n",
             "at_least_one": True,
             # A named tool is called once (as OpenAI does); required allows several calls.
-            "stop_after_first": choice.mode == "named",
+            "stop_after_first": choice.mode == "named" or single,
         }
     return StructuredOutputsParams(structural_tag={"type": "structural_tag", "format": fmt})
 
@@ -357,7 +360,9 @@ def plan_tool_request(
     template = chat_template_text(tokenizer, chat_template_kwargs)
     # Hermes / Qwen templates write the JSON on its own line; follow the template.
     newline = f"{TOOL_CALL_OPEN}\\n" in template or f"{TOOL_CALL_OPEN}\n" in template
-    constraint = tool_call_constraint(offered, choice, newline)
+    # parallel_tool_calls=False (OpenAI's option) rides in extra_args: at most one call.
+    single = params.extra_args.get("parallel_tool_calls") is False
+    constraint = tool_call_constraint(offered, choice, newline, single)
     if constraint is not None:
         if params.structured_outputs is not None:
             raise InvalidRequestError(

@@ -27,7 +27,6 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     TextBlock,
     ThinkingBlock,
-    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS, DEFAULT_TEMPERATURE
@@ -72,7 +71,7 @@ _SAMPLING_FIELDS = (
     "structured_outputs",
 )
 # Per-call options that are not sampling options.
-_REQUEST_OPTIONS = ("tools", "tool_choice", "chat_template_kwargs")
+_REQUEST_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs")
 
 
 @dataclass
@@ -202,6 +201,9 @@ class FuriosaLLM(FunctionCallingLLM):
                     f"FuriosaLLM got an unknown option {key!r}; per-call options are "
                     f"{', '.join(_SAMPLING_FIELDS + _REQUEST_OPTIONS)}"
                 )
+        if request.get("parallel_tool_calls") is False:
+            # The engine reads OpenAI's option from extra_args: at most one call per turn.
+            sampling["extra_args"] = {"parallel_tool_calls": False}
         params = SamplingParams(**sampling)
         if messages is None:
             return self._engine.stream(prompt, params=params)
@@ -371,6 +373,7 @@ class FuriosaLLM(FunctionCallingLLM):
 
         ``tool_choice`` (a tool name, "auto", "none", "required" or an OpenAI dict) wins;
         otherwise ``tool_required`` forces some call and its absence lets the model choose.
+        Without ``allow_parallel_tool_calls`` the engine ends the turn after one call.
         """
         messages = list(chat_history or [])
         if isinstance(user_msg, str):
@@ -383,20 +386,9 @@ class FuriosaLLM(FunctionCallingLLM):
             "messages": messages,
             "tools": [tool.metadata.to_openai_tool() for tool in tools] or None,
             "tool_choice": tool_choice if tools else None,
+            "parallel_tool_calls": allow_parallel_tool_calls,
             **kwargs,
         }
-
-    def _validate_chat_with_tools_response(
-        self,
-        response: ChatResponse,
-        tools: Sequence[BaseTool],
-        allow_parallel_tool_calls: bool = False,
-        **kwargs: Any,
-    ) -> ChatResponse:
-        """Keep only the first call when parallel calls were not allowed."""
-        if allow_parallel_tool_calls:
-            return response
-        return _first_tool_call_only(response)
 
     def get_tool_calls_from_response(
         self,
@@ -503,15 +495,3 @@ def _token_counts(usage: Usage) -> dict[str, int]:
         "total_tokens": usage.total_tokens,
         "cached_tokens": usage.cached_tokens,
     }
-
-
-def _first_tool_call_only(response: ChatResponse) -> ChatResponse:
-    message = response.message
-    calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
-    if len(calls) <= 1:
-        return response
-    blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock)] + calls[:1]
-    kwargs = dict(message.additional_kwargs)
-    kwargs["tool_calls"] = kwargs.get("tool_calls", [])[:1]
-    new_message = message.model_copy(update={"blocks": blocks, "additional_kwargs": kwargs})
-    return response.model_copy(update={"message": new_message})
