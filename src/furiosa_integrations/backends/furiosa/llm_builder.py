@@ -74,12 +74,12 @@ def llm_kwargs(args: EngineArgs, llm_cls: Any) -> dict[str, Any]:
 
 
 def supports_images(llm: Any) -> bool:
-    """Whether furiosa-llm has an image input converter for the model's type."""
+    """Whether furiosa-llm registers an image input converter for the model's type."""
     try:
-        from furiosa_llm.mm_models import get_visual_placeholder_str
+        import furiosa_llm.mm_models  # noqa: F401 - registers the converters
+        from furiosa_llm.mm_models.registry import _INPUT_CONVERTER_REGISTRY
 
-        model_type = llm.model_metadata.model_type
-        return get_visual_placeholder_str(model_type, "image", 0) is not None
+        return str(llm.model_metadata.model_type) in _INPUT_CONVERTER_REGISTRY
     except Exception:
         return False
 

@@ -56,8 +56,11 @@ class FuriosaNativeEngine:
     # ---- facts and checks ----
 
     def check_sampling_params(self, params: SamplingParams) -> None:
-        """Build furiosa-llm's object now, so what it rejects fails before queuing."""
-        to_furiosa_sampling_params(params)
+        """Build furiosa-llm's object now, so what it rejects fails before queuing.
+
+        Each of ``n`` samples is its own native request (furiosa-llm runs n=1 only).
+        """
+        to_furiosa_sampling_params(params.clone(n=1) if params.n > 1 else params)
 
     def check_structured_outputs(self, structured: StructuredOutputsParams | None) -> None:
         if structured is not None:
