@@ -132,6 +132,8 @@ def test_engine_args_validation(option: str, value: object, message: str) -> Non
 def test_backend_and_task_choice(embed_engine: AsyncEngine) -> None:
     assert choose_backend(EngineArgs()) == "torch"  # the defaults have no RNGD build
     assert choose_backend(EngineArgs(backend="furiosa")) == "furiosa"
+    # No NPU on this machine: auto means torch for any model.
+    assert choose_backend(EngineArgs(model="/models/some-llm")) == "torch"
     assert infer_task(EngineArgs()) == "generate"
     assert infer_task(EngineArgs(model="all-MiniLM-L6-v2")) == "embed"
     model_dir = str(embed_engine.tokenizer.name_or_path)
