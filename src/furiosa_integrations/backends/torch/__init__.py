@@ -8,7 +8,9 @@ from ...engine.protocol import NativeEngine
 from ...models.resolve import ResolvedModel
 
 
-def create_torch_engine(model: ResolvedModel, device: str | None = None, **options: Any) -> NativeEngine:
+def create_torch_engine(
+    model: ResolvedModel, device: str | None = None, **options: Any
+) -> NativeEngine:
     """Load ``model`` and start its engine thread."""
     if model.task == "embed":
         from .pooling_engine import TorchPoolingEngine
