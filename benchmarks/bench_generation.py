@@ -24,16 +24,30 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from furiosa_integrations.engine import AsyncEngine, SamplingParams, get_engine  # noqa: E402
+from furiosa_integrations.engine import AsyncEngine, SamplingParams, get_engine
 
-TOPICS = ["the sea", "a robot", "autumn", "coffee", "a lighthouse", "mathematics", "a cat", "trains"]
+TOPICS = [
+    "the sea",
+    "a robot",
+    "autumn",
+    "coffee",
+    "a lighthouse",
+    "mathematics",
+    "a cat",
+    "trains",
+]
 
 
 def chat_prompts(n: int) -> list[list[dict[str, str]]]:
     return [
-        [{"role": "user", "content": f"Write a short story about {TOPICS[i % len(TOPICS)]} (#{i})."}]
+        [
+            {
+                "role": "user",
+                "content": f"Write a short story about {TOPICS[i % len(TOPICS)]} (#{i}).",
+            }
+        ]
         for i in range(n)
     ]
 
@@ -76,7 +90,10 @@ class StaticGenerate:
         start = time.perf_counter()
         for i in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(
-                texts[i : i + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+                texts[i : i + self.batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
             )
             longest = max(lengths[i : i + self.batch_size])
             self.model.generate(
@@ -89,7 +106,9 @@ class StaticGenerate:
         return time.perf_counter() - start
 
 
-def measure(label: str, runs: dict[str, Callable[[], float]], tokens: int, repeats: int) -> dict[str, float]:
+def measure(
+    label: str, runs: dict[str, Callable[[], float]], tokens: int, repeats: int
+) -> dict[str, float]:
     for fn in runs.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -101,9 +120,21 @@ def measure(label: str, runs: dict[str, Callable[[], float]], tokens: int, repea
     print(f"\n## {label} ({tokens} requested tokens, median of {repeats})")
     for name in names:
         t = times[name]
-        print(f"  {name:<28} {rates[name]:8.1f} tok/s  (median {statistics.median(t):.2f}s, min {min(t):.2f}s, max {max(t):.2f}s)")
+        spread = f"median {statistics.median(t):.2f}s, min {min(t):.2f}s, max {max(t):.2f}s"
+        print(f"  {name:<28} {rates[name]:8.1f} tok/s  ({spread})")
     print(f"  ratio {names[0]} / {names[1]}: {rates[names[0]] / rates[names[1]]:.2f}x")
     return rates
+
+
+def compare(
+    label: str, engine: AsyncEngine, static: StaticGenerate, lengths: list[int], repeats: int
+) -> dict[str, float]:
+    prompts = chat_prompts(len(lengths))
+    runs = {
+        "furiosa engine": lambda: asyncio.run(run_engine(engine, prompts, lengths)),
+        "transformers generate": lambda: static.run(prompts, lengths),
+    }
+    return measure(label, runs, sum(lengths), repeats)
 
 
 def main() -> None:
@@ -113,30 +144,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
     engine = get_engine()
-    print(f"model {engine.model_name}, torch threads {torch.get_num_threads()}, device {getattr(engine.native, 'device', '?')}")
+    device = getattr(engine.native, "device", "?")
+    print(f"model {engine.model_name}, torch threads {torch.get_num_threads()}, device {device}")
     for n in (int(s) for s in args.sizes.split(",")):
-        prompts = chat_prompts(n)
         static = StaticGenerate(engine, batch_size=n)
-        uniform = [args.tokens] * n
-        measure(
-            f"uniform: {n} concurrent x {args.tokens} tokens",
-            {
-                "furiosa engine": lambda p=prompts, u=uniform: asyncio.run(run_engine(engine, p, u)),
-                "transformers generate": lambda p=prompts, u=uniform: static.run(p, u),
-            },
-            sum(uniform),
-            args.repeats,
-        )
-        mixed = mixed_lengths(n)
-        measure(
-            f"mixed: {n} concurrent, max_tokens 16..128",
-            {
-                "furiosa engine": lambda p=prompts, m=mixed: asyncio.run(run_engine(engine, p, m)),
-                "transformers generate": lambda p=prompts, m=mixed: static.run(p, m),
-            },
-            sum(mixed),
-            args.repeats,
-        )
+        label = f"uniform: {n} concurrent x {args.tokens} tokens"
+        compare(label, engine, static, [args.tokens] * n, args.repeats)
+        label = f"mixed: {n} concurrent, max_tokens 16..128"
+        compare(label, engine, static, mixed_lengths(n), args.repeats)
 
 
 if __name__ == "__main__":

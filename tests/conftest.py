@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from furiosa_integrations.engine import AsyncEngine, get_engine  # noqa: E402
+from furiosa_integrations.engine import AsyncEngine, get_engine
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,9 @@ async def test_stream_equals_generate(chat_engine: AsyncEngine) -> None:
 
 async def test_usage_counts(chat_engine: AsyncEngine) -> None:
     prompt = chat_engine.render_chat(QUESTION)
-    result = await chat_engine.generate(prompt, params=SamplingParams(max_tokens=7, temperature=0, ignore_eos=True))
+    result = await chat_engine.generate(
+        prompt, params=SamplingParams(max_tokens=7, temperature=0, ignore_eos=True)
+    )
     assert result.usage.prompt_tokens == len(chat_engine.tokenize(prompt))
     assert result.usage.completion_tokens == 7 == len(result.outputs[0].token_ids)
     assert result.usage.total_tokens == result.usage.prompt_tokens + 7
@@ -48,7 +50,10 @@ async def test_chat_template_rendering(chat_engine: AsyncEngine) -> None:
     text = chat_engine.render_chat(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     )
-    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
     # Content given as parts is flattened; the template's default system prompt appears.
     parts = chat_engine.render_chat([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
     assert parts.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
@@ -64,9 +69,13 @@ async def test_prompt_forms_agree(chat_engine: AsyncEngine) -> None:
 
 
 async def test_max_tokens_and_ignore_eos(chat_engine: AsyncEngine) -> None:
-    short = await chat_engine.generate(messages=QUESTION, params=SamplingParams(max_tokens=3, temperature=0))
+    short = await chat_engine.generate(
+        messages=QUESTION, params=SamplingParams(max_tokens=3, temperature=0)
+    )
     assert len(short.outputs[0].token_ids) == 3 and short.outputs[0].finish_reason == "length"
-    natural = await chat_engine.generate(messages=QUESTION, params=SamplingParams(max_tokens=40, temperature=0))
+    natural = await chat_engine.generate(
+        messages=QUESTION, params=SamplingParams(max_tokens=40, temperature=0)
+    )
     assert natural.outputs[0].finish_reason == "stop" and natural.outputs[0].stop_reason == 2
     forced = await chat_engine.generate(
         messages=QUESTION, params=SamplingParams(max_tokens=40, temperature=0, ignore_eos=True)
@@ -75,7 +84,9 @@ async def test_max_tokens_and_ignore_eos(chat_engine: AsyncEngine) -> None:
 
 
 async def test_min_tokens_delays_eos(chat_engine: AsyncEngine) -> None:
-    natural = await chat_engine.generate(messages=QUESTION, params=SamplingParams(max_tokens=40, temperature=0))
+    natural = await chat_engine.generate(
+        messages=QUESTION, params=SamplingParams(max_tokens=40, temperature=0)
+    )
     n = len(natural.outputs[0].token_ids)
     longer = await chat_engine.generate(
         messages=QUESTION, params=SamplingParams(max_tokens=60, min_tokens=n + 5, temperature=0)
@@ -86,7 +97,9 @@ async def test_min_tokens_delays_eos(chat_engine: AsyncEngine) -> None:
 async def test_stop_token_ids(chat_engine: AsyncEngine) -> None:
     natural = await chat_engine.generate(messages=QUESTION, params=GREEDY)
     third = natural.outputs[0].token_ids[2]
-    stopped = await chat_engine.generate(messages=QUESTION, params=GREEDY.clone(stop_token_ids=[third]))
+    stopped = await chat_engine.generate(
+        messages=QUESTION, params=GREEDY.clone(stop_token_ids=[third])
+    )
     out = stopped.outputs[0]
     assert out.token_ids == natural.outputs[0].token_ids[:3]
     assert out.finish_reason == "stop" and out.stop_reason == third
@@ -109,7 +122,10 @@ async def test_stop_strings_across_token_boundaries(chat_engine: AsyncEngine) ->
     )
     assert kept.text == natural[: natural.index(stop) + len(stop)]
     # Streaming never leaks a prefix of the stop string that it later has to take back.
-    streamed = [c.text async for c in chat_engine.stream(messages=QUESTION, params=GREEDY.clone(stop=[stop]))]
+    streamed = [
+        c.text
+        async for c in chat_engine.stream(messages=QUESTION, params=GREEDY.clone(stop=[stop]))
+    ]
     assert "".join(streamed) == cut.text
     await wait_idle(chat_engine)
 
@@ -124,19 +140,27 @@ async def test_seed_reproducible_and_temperature(chat_engine: AsyncEngine) -> No
     )
     assert a.outputs[0].token_ids == b.outputs[0].token_ids
     samples = {
-        tuple((await chat_engine.generate(messages=story(7), params=params.clone(seed=s))).outputs[0].token_ids)
+        tuple(
+            (await chat_engine.generate(messages=story(7), params=params.clone(seed=s)))
+            .outputs[0]
+            .token_ids
+        )
         for s in range(4)
     }
     assert len(samples) > 1  # temperature > 0 really samples
 
 
 async def test_top_k_top_p_min_p_restrict_choices(chat_engine: AsyncEngine) -> None:
-    greedy = await chat_engine.generate(messages=story(5), params=SamplingParams(max_tokens=12, temperature=0, ignore_eos=True))
+    greedy = await chat_engine.generate(
+        messages=story(5), params=SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+    )
     # top_k=1, a tiny top_p, or min_p=1 leave only the most likely token: sampling equals greedy.
     for option in ({"top_k": 1}, {"top_p": 1e-6}, {"min_p": 1.0}):
         sampled = await chat_engine.generate(
             messages=story(5),
-            params=SamplingParams(max_tokens=12, temperature=1.5, seed=7, ignore_eos=True, **option),  # type: ignore[arg-type]
+            params=SamplingParams(
+                max_tokens=12, temperature=1.5, seed=7, ignore_eos=True, **option
+            ),  # type: ignore[arg-type]
         )
         assert sampled.outputs[0].token_ids == greedy.outputs[0].token_ids, option
 
@@ -148,6 +172,7 @@ async def test_repetition_penalty_changes_output(chat_engine: AsyncEngine) -> No
         "one two three one two three one two three", params=params.clone(repetition_penalty=2.0)
     )
     assert plain.outputs[0].token_ids != penalized.outputs[0].token_ids
+
     # Penalized output repeats itself less.
     def repeats(ids: list[int]) -> int:
         return len(ids) - len(set(ids))
@@ -168,7 +193,9 @@ async def test_n_completions(chat_engine: AsyncEngine) -> None:
 
 
 async def test_logprobs(chat_engine: AsyncEngine) -> None:
-    result = await chat_engine.generate(messages=QUESTION, params=GREEDY.clone(max_tokens=6, logprobs=3))
+    result = await chat_engine.generate(
+        messages=QUESTION, params=GREEDY.clone(max_tokens=6, logprobs=3)
+    )
     out = result.outputs[0]
     assert out.logprobs is not None and len(out.logprobs) == len(out.token_ids)
     for token_id, lp in zip(out.token_ids, out.logprobs, strict=True):
@@ -185,15 +212,24 @@ async def test_logprobs(chat_engine: AsyncEngine) -> None:
 async def test_concurrent_greedy_equals_solo(chat_engine: AsyncEngine) -> None:
     params = SamplingParams(max_tokens=16, temperature=0.0)
     prompts = [story(i) for i in range(32)]
-    together = await asyncio.gather(*(chat_engine.generate(messages=p, params=params) for p in prompts))
-    solo = [(await chat_engine.generate(messages=p, params=params)).outputs[0].token_ids for p in prompts]
+    together = await asyncio.gather(
+        *(chat_engine.generate(messages=p, params=params) for p in prompts)
+    )
+    solo = [
+        (await chat_engine.generate(messages=p, params=params)).outputs[0].token_ids
+        for p in prompts
+    ]
     assert [r.outputs[0].token_ids for r in together] == solo
     await wait_idle(chat_engine)
 
 
-async def test_late_request_gets_first_token_while_long_one_decodes(chat_engine: AsyncEngine) -> None:
+async def test_late_request_gets_first_token_while_long_one_decodes(
+    chat_engine: AsyncEngine,
+) -> None:
     native = chat_engine.native
-    long_stream = chat_engine.stream(messages=story(1), params=SamplingParams(max_tokens=120, temperature=0, ignore_eos=True))
+    long_stream = chat_engine.stream(
+        messages=story(1), params=SamplingParams(max_tokens=120, temperature=0, ignore_eos=True)
+    )
     long_tokens = 0
     late_first_at: int | None = None
 
@@ -206,7 +242,9 @@ async def test_late_request_gets_first_token_while_long_one_decodes(chat_engine:
     while long_tokens < 20:
         await asyncio.sleep(0.01)
     steps_before = native.num_steps  # type: ignore[attr-defined]
-    async for chunk in chat_engine.stream(messages=QUESTION, params=SamplingParams(max_tokens=1, temperature=0)):
+    async for chunk in chat_engine.stream(
+        messages=QUESTION, params=SamplingParams(max_tokens=1, temperature=0)
+    ):
         late_first_at = native.num_steps - steps_before  # type: ignore[attr-defined]
         assert chunk.token_ids
         break
@@ -218,7 +256,11 @@ async def test_late_request_gets_first_token_while_long_one_decodes(chat_engine:
 
 
 async def test_cancel_by_break_releases_everything(chat_engine: AsyncEngine) -> None:
-    stream = chat_engine.stream(messages=story(4), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True), request_id="break-me")
+    stream = chat_engine.stream(
+        messages=story(4),
+        params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True),
+        request_id="break-me",
+    )
     seen = 0
     async for _ in stream:
         seen += 1
@@ -234,7 +276,9 @@ async def test_cancel_by_break_releases_everything(chat_engine: AsyncEngine) -> 
 async def test_cancel_by_break_without_aclose(chat_engine: AsyncEngine) -> None:
     async def first_two() -> int:
         count = 0
-        async for _ in chat_engine.stream(messages=story(4), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)):
+        async for _ in chat_engine.stream(
+            messages=story(4), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
+        ):
             count += 1
             if count == 2:
                 break
@@ -248,7 +292,9 @@ async def test_cancel_by_task_cancel(chat_engine: AsyncEngine) -> None:
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in chat_engine.stream(messages=story(6), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True)):
+        async for _ in chat_engine.stream(
+            messages=story(6), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True)
+        ):
             started.set()
 
     task = asyncio.create_task(consume())
@@ -263,7 +309,10 @@ async def test_cancel_by_task_cancel(chat_engine: AsyncEngine) -> None:
 async def test_cancel_by_timeout(chat_engine: AsyncEngine) -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(
-            chat_engine.generate(messages=story(6), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True)),
+            chat_engine.generate(
+                messages=story(6),
+                params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True),
+            ),
             timeout=0.5,
         )
     await wait_idle(chat_engine)
@@ -274,7 +323,9 @@ async def test_cancel_by_abort(chat_engine: AsyncEngine) -> None:
 
     async def consume() -> None:
         async for chunk in chat_engine.stream(
-            messages=story(9), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True), request_id="abort-me"
+            messages=story(9),
+            params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True),
+            request_id="abort-me",
         ):
             chunks.append(chunk)
 
@@ -291,7 +342,9 @@ async def test_cancel_by_abort(chat_engine: AsyncEngine) -> None:
 async def test_other_requests_unaffected_by_cancellation(chat_engine: AsyncEngine) -> None:
     expected = (await chat_engine.generate(messages=QUESTION, params=GREEDY)).text
     victim = asyncio.create_task(
-        chat_engine.generate(messages=story(1), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True))
+        chat_engine.generate(
+            messages=story(1), params=SamplingParams(max_tokens=300, temperature=0, ignore_eos=True)
+        )
     )
     survivor = asyncio.create_task(chat_engine.generate(messages=QUESTION, params=GREEDY))
     await asyncio.sleep(0.3)
@@ -307,8 +360,42 @@ def test_sync_bridge(chat_engine: AsyncEngine) -> None:
     streamed = "".join(c.text for c in chat_engine.stream_sync(messages=QUESTION, params=GREEDY))
     assert streamed == result.text
     # Breaking out of a sync stream aborts the request too.
-    for _ in chat_engine.stream_sync(messages=story(3), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)):
+    for _ in chat_engine.stream_sync(
+        messages=story(3), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
+    ):
         break
     from .conftest import wait_idle_sync
 
     wait_idle_sync(chat_engine)
+
+
+async def test_prefix_caching_reuses_shared_context(chat_engine: AsyncEngine) -> None:
+    native = chat_engine.native
+    context = " ".join(f"Fact {i}: the code word for item {i} is w{i * 7 % 97}." for i in range(40))
+    questions = [f"What is the code word for item {i}?" for i in (3, 11, 25, 38)]
+    messages = [
+        [{"role": "system", "content": context}, {"role": "user", "content": q}] for q in questions
+    ]
+    params = SamplingParams(max_tokens=8, temperature=0)
+    native.enable_prefix_caching = False  # type: ignore[attr-defined]
+    try:
+        before = native.num_prefill_tokens  # type: ignore[attr-defined]
+        cold = await asyncio.gather(
+            *(chat_engine.generate(messages=m, params=params) for m in messages)
+        )
+        cold_tokens = native.num_prefill_tokens - before  # type: ignore[attr-defined]
+    finally:
+        native.enable_prefix_caching = True  # type: ignore[attr-defined]
+    before = native.num_prefill_tokens  # type: ignore[attr-defined]
+    warm = await asyncio.gather(
+        *(chat_engine.generate(messages=m, params=params) for m in messages)
+    )
+    warm_tokens = native.num_prefill_tokens - before  # type: ignore[attr-defined]
+    assert [r.text for r in warm] == [r.text for r in cold]
+    assert all(r.usage.cached_tokens == 0 for r in cold)
+    prompt_len = cold[0].usage.prompt_tokens
+    assert prompt_len > 500
+    # The first request computes the context; the other three copy it.
+    assert warm_tokens < cold_tokens / 2
+    assert sum(r.usage.cached_tokens > prompt_len // 2 for r in warm) == 3
+    await wait_idle(chat_engine)

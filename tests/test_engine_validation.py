@@ -75,12 +75,18 @@ async def test_mutated_params_are_checked_at_submit(chat_engine: AsyncEngine) ->
         {"messages": ["hi"]},
         {"messages": [{"role": "wizard", "content": "hi"}]},
         {"messages": [{"role": "user", "content": 5}]},
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+            ]
+        },
         {},
         {"prompt": "hi", "messages": [{"role": "user", "content": "hi"}]},
     ],
 )
-async def test_bad_prompts_rejected_before_queuing(chat_engine: AsyncEngine, kwargs: dict[str, Any]) -> None:
+async def test_bad_prompts_rejected_before_queuing(
+    chat_engine: AsyncEngine, kwargs: dict[str, Any]
+) -> None:
     with pytest.raises(InvalidRequestError):
         chat_engine.stream(**kwargs, params=SamplingParams(max_tokens=2))
     assert chat_engine.stats().request_ids == 0
@@ -89,7 +95,15 @@ async def test_bad_prompts_rejected_before_queuing(chat_engine: AsyncEngine, kwa
 async def test_image_content_is_refused_on_text_only_model(chat_engine: AsyncEngine) -> None:
     with pytest.raises(InvalidRequestError, match="text-only"):
         chat_engine.stream(
-            messages=[{"role": "user", "content": [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    ],
+                }
+            ]
         )
 
 
@@ -133,7 +147,9 @@ async def test_bad_embedding_input(embed_engine: AsyncEngine, texts: Any) -> Non
         await embed_engine.embed(texts)
 
 
-@pytest.mark.parametrize(("option", "value"), [("dimensions", 0), ("truncate_prompt_tokens", 0), ("task", "classify")])
+@pytest.mark.parametrize(
+    ("option", "value"), [("dimensions", 0), ("truncate_prompt_tokens", 0), ("task", "classify")]
+)
 def test_invalid_pooling_option(option: str, value: Any) -> None:
     with pytest.raises(ValueError, match=option):
         PoolingParams(**{option: value})

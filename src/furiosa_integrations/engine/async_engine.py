@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .chat import apply_template, image_parts, normalize_messages
 from .errors import (
@@ -170,7 +170,7 @@ class AsyncEngine:
                 raise InvalidRequestError("prompt must be a non-empty string")
             text, token_ids = prompt, self.tokenize(prompt)
         elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
-            token_ids = list(prompt)
+            token_ids = list(cast(Sequence[int], prompt))
             if not token_ids or not all(
                 isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in token_ids
             ):
@@ -283,7 +283,13 @@ class AsyncEngine:
                             completion_tokens=sum(p.num_output_tokens for p in processors),
                             cached_tokens=max(p.num_cached_tokens for p in processors),
                         )
-                if chunk.text or chunk.token_ids or chunk.finish_reason or chunk.tool_calls or chunk.reasoning_text:
+                if (
+                    chunk.text
+                    or chunk.token_ids
+                    or chunk.finish_reason
+                    or chunk.tool_calls
+                    or chunk.reasoning_text
+                ):
                     yield chunk
                 if remaining == 0:
                     return
@@ -484,7 +490,9 @@ class AsyncEngine:
         stream = self.stream(*args, **kwargs)
         return iterate_sync(stream)
 
-    def embed_sync(self, texts: Sequence[str], params: PoolingParams | None = None) -> list[list[float]]:
+    def embed_sync(
+        self, texts: Sequence[str], params: PoolingParams | None = None
+    ) -> list[list[float]]:
         return run_sync(self.embed(texts, params))
 
 

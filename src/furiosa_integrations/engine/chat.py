@@ -41,7 +41,9 @@ def content_text(content: Any, *, allow_images: bool = False) -> str:
                 else:
                     raise InvalidRequestError(f"Unsupported message content part type {kind!r}")
             else:
-                raise InvalidRequestError(f"Message content parts must be str or dict, got {type(part).__name__}")
+                raise InvalidRequestError(
+                    f"Message content parts must be str or dict, got {type(part).__name__}"
+                )
         return "".join(texts)
     raise InvalidRequestError(f"Message content must be text, got {type(content).__name__}")
 
@@ -112,7 +114,10 @@ def merge_consecutive(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and merged[-1]["role"] == message["role"]
             and message["role"] in ("system", "user", "assistant")
         ):
-            merged[-1] = {**merged[-1], "content": merged[-1]["content"] + "\n\n" + message["content"]}
+            merged[-1] = {
+                **merged[-1],
+                "content": merged[-1]["content"] + "\n\n" + message["content"],
+            }
         else:
             merged.append(dict(message))
     return merged

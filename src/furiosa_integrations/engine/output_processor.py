@@ -83,7 +83,11 @@ class CompletionProcessor:
             content, reasoning, calls = self.parser.feed(text)
             if final:
                 more_content, more_reasoning, more_calls = self.parser.finish()
-                content, reasoning, calls = content + more_content, reasoning + more_reasoning, calls + more_calls
+                content, reasoning, calls = (
+                    content + more_content,
+                    reasoning + more_reasoning,
+                    calls + more_calls,
+                )
             chunk.text, chunk.reasoning_text, chunk.tool_calls = content, reasoning, calls
             self.emitted_tool_calls += len(calls)
         if final:

@@ -73,7 +73,8 @@ class NativeEngine(Protocol):
         ...
 
     def abort_request(self, request_id: str) -> None:
-        """Stop a request; its stream ends with ``finish_reason="abort"``. Unknown ids are ignored."""
+        """Stop a request: its stream ends with ``finish_reason="abort"``."""
+        # Unknown ids are ignored: the request may have just finished.
         ...
 
     def is_alive(self) -> bool: ...

@@ -95,7 +95,9 @@ class SamplingParams:
             value = getattr(self, name)
             if not _finite(value) or not -2.0 <= value <= 2.0:
                 raise _bad(name, value, "in [-2, 2]")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+        if self.seed is not None and (
+            not isinstance(self.seed, int) or isinstance(self.seed, bool)
+        ):
             raise _bad("seed", self.seed, "an integer or None")
         if self.stop is not None:
             if isinstance(self.stop, str):
@@ -109,7 +111,9 @@ class SamplingParams:
         ):
             raise _bad("stop_token_ids", self.stop_token_ids, "a list of token ids (ints >= 0)")
         if self.logprobs is not None and (
-            not isinstance(self.logprobs, int) or isinstance(self.logprobs, bool) or not 0 <= self.logprobs <= 20
+            not isinstance(self.logprobs, int)
+            or isinstance(self.logprobs, bool)
+            or not 0 <= self.logprobs <= 20
         ):
             raise _bad("logprobs", self.logprobs, "an integer in [0, 20] or None")
         if not isinstance(self.output_kind, RequestOutputKind):
@@ -129,11 +133,7 @@ class SamplingParams:
 
 
 def _finite(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -155,7 +155,9 @@ class PoolingParams:
 
     def verify(self) -> None:
         if self.dimensions is not None and (
-            not isinstance(self.dimensions, int) or isinstance(self.dimensions, bool) or self.dimensions < 1
+            not isinstance(self.dimensions, int)
+            or isinstance(self.dimensions, bool)
+            or self.dimensions < 1
         ):
             raise _bad("dimensions", self.dimensions, "an integer >= 1 or None")
         if self.truncate_prompt_tokens is not None and (

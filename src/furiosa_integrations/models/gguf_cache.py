@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -36,7 +37,9 @@ def _cache_key(gguf_path: Path) -> str:
     return f"{gguf_path.stem}-{digest.hexdigest()[:12]}"
 
 
-def converted_dir(gguf_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def converted_dir(
+    gguf_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Return a safetensors directory for ``gguf_path``, converting it on first use."""
     gguf = Path(gguf_path)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -66,7 +69,7 @@ def _convert(gguf: Path, out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype="float32"
     )
     # The dequantized weights are plain tensors; drop the GGUF marker so it can be saved.

@@ -83,7 +83,9 @@ class LlamaFamilyDecoder:
         mlp.up_proj.weight.data = gate_up[half:]
         return qkv, bias, gate_up, mlp.act_fn
 
-    def _rope(self, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(
+        self, hidden: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = self.inner.rotary_emb(hidden.unsqueeze(0), positions.unsqueeze(0))
         return cos[0].unsqueeze(1), sin[0].unsqueeze(1)  # [T, 1, d] broadcasts over heads
 
@@ -107,7 +109,13 @@ class LlamaFamilyDecoder:
         return q, k, v
 
     def _layer(
-        self, layer: Any, index: int, hidden: torch.Tensor, attend: Any, cos: torch.Tensor, sin: torch.Tensor
+        self,
+        layer: Any,
+        index: int,
+        hidden: torch.Tensor,
+        attend: Any,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
     ) -> torch.Tensor:
         q, k, v = self._qkv(index, layer.input_layernorm(hidden), cos, sin)
         out = attend(index, q, k, v)
@@ -126,7 +134,9 @@ class LlamaFamilyDecoder:
         span = int(positions.max().item()) + 1
         cache = self.cache
         # [B, 1, 1, span]: each row sees its own cached positions and the new one.
-        mask = (torch.arange(span, device=self.device)[None, :] <= positions[:, None])[:, None, None, :]
+        mask = (torch.arange(span, device=self.device)[None, :] <= positions[:, None])[
+            :, None, None, :
+        ]
         # scatter_ along the position axis writes one K/V per row in place (index_put is slow here).
         where = positions.view(batch, 1, 1, 1).expand(batch, self.num_kv_heads, 1, self.head_dim)
 
@@ -151,12 +161,9 @@ class LlamaFamilyDecoder:
         """Run packed new tokens of several sequences; returns each one's last logits ``[S, V]``."""
         cache = self.cache
         positions = torch.cat(
-            [
-                torch.arange(s.position, s.position + s.length, device=self.device)
-                for s in segments
-            ]
+            [torch.arange(s.position, s.position + s.length, device=self.device) for s in segments]
         )
-        masks = []
+        masks: list[torch.Tensor | None] = []
         for s in segments:
             if s.position == 0:
                 masks.append(None)  # plain causal

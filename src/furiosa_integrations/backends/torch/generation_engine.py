@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ from .worker import EngineThread, loop_sink
 
 logger = logging.getLogger(__name__)
 
+# Shorter shared prefixes are not worth a copy (and a chat template's header is ~30 tokens).
+_MIN_PREFIX = 16
+
 ConstraintFactory = Callable[[SamplingParams], "TokenConstraint | None"]
 
 
@@ -45,8 +48,8 @@ class _Request:
     cached_len: int = 0  # tokens whose K/V are in the slot
     num_cached_prompt_tokens: int = 0
     pending_token: int | None = None  # sampled, not yet fed to the model
+    prefix_source: _Request | None = None  # running request whose cached prefix we copy
     finished: bool = False
-    steps: list[NativeStep] = field(default_factory=list)
 
 
 class TorchGenerationEngine(EngineThread):
@@ -62,6 +65,7 @@ class TorchGenerationEngine(EngineThread):
         max_model_len: int | None = None,
         max_num_seqs: int = 64,
         max_prefill_tokens: int = 2048,
+        enable_prefix_caching: bool = True,
         num_threads: int | None = None,
         constraint_factory: ConstraintFactory | None = None,
         **_: Any,
@@ -80,6 +84,7 @@ class TorchGenerationEngine(EngineThread):
         self.eos_token_ids = eos_token_ids(path, model.config)
         self.max_num_seqs = max_num_seqs
         self.max_prefill_tokens = max_prefill_tokens
+        self.enable_prefix_caching = enable_prefix_caching
         if constraint_factory is None:
             from .grammar import GrammarConstraints
 
@@ -93,6 +98,7 @@ class TorchGenerationEngine(EngineThread):
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []  # _running[i] occupies slot i
         self.num_steps = 0  # decode steps run so far (for tests and benchmarks)
+        self.num_prefill_tokens = 0  # prompt tokens actually computed (prefix hits excluded)
         self.start()
 
     # ---- protocol, called from any thread / event loop ----
@@ -228,7 +234,16 @@ class TorchGenerationEngine(EngineThread):
         budget = self.max_prefill_tokens
         while self._waiting and len(self._running) < self.max_num_seqs:
             request = self._waiting[0]
-            cost = len(request.prompt_token_ids)
+            if self.enable_prefix_caching:
+                # A request sharing a prefix with one admitted in this same step waits one
+                # step, then copies that prefix's K/V instead of computing it again.
+                if any(
+                    self._common_prefix(request, other, len(other.prompt_token_ids)) >= _MIN_PREFIX
+                    for other in admitted
+                ):
+                    break
+                request.prefix_source, request.num_cached_prompt_tokens = self._find_prefix(request)
+            cost = len(request.prompt_token_ids) - request.num_cached_prompt_tokens
             if admitted and cost > budget:
                 break
             self._waiting.popleft()
@@ -237,21 +252,56 @@ class TorchGenerationEngine(EngineThread):
             admitted.append(request)
             budget -= cost
         if admitted:
-            longest = max(len(r.prompt_token_ids) + r.max_tokens for r in admitted)
+            # Room for the prompts now; decode grows the cache as sequences lengthen.
+            longest = max(len(r.prompt_token_ids) + 1 for r in admitted)
             longest = max(longest, *(r.cached_len + 1 for r in self._running))
             self.decoder.cache.ensure(len(self._running), min(longest, self.max_model_len))
         return admitted
+
+    @staticmethod
+    def _common_prefix(request: _Request, other: _Request, cached: int) -> int:
+        """Tokens ``request``'s prompt shares with ``other``'s first ``cached`` tokens."""
+        prompt = request.prompt_token_ids
+        sequence = other.prompt_token_ids + other.state.output_token_ids
+        limit = min(len(prompt) - 1, cached)  # the last prompt token is always computed
+        n = 0
+        while n < limit:  # compare in blocks at C speed, then token by token
+            block = min(64, limit - n)
+            if prompt[n : n + block] == sequence[n : n + block]:
+                n += block
+                continue
+            while n < limit and prompt[n] == sequence[n]:
+                n += 1
+            break
+        return n
+
+    def _find_prefix(self, request: _Request) -> tuple[_Request | None, int]:
+        best: _Request | None = None
+        best_len = 0
+        for other in self._running:
+            n = self._common_prefix(request, other, other.cached_len)
+            if n > best_len:
+                best, best_len = other, n
+        if best_len < _MIN_PREFIX:
+            return None, 0
+        return best, best_len
 
     def _prefill(self, requests: list[_Request]) -> None:
         segments = []
         tokens: list[int] = []
         for request in requests:
-            segments.append(PrefillSegment(request.slot, len(tokens), len(request.prompt_token_ids), 0))
-            tokens.extend(request.prompt_token_ids)
+            reused = request.num_cached_prompt_tokens
+            if request.prefix_source is not None:
+                self.decoder.cache.copy_prefix(request.prefix_source.slot, request.slot, reused)
+                request.prefix_source = None
+            new_tokens = request.prompt_token_ids[reused:]
+            segments.append(PrefillSegment(request.slot, len(tokens), len(new_tokens), reused))
+            tokens.extend(new_tokens)
         ids = torch.tensor(tokens, dtype=torch.long, device=self.device)
         logits = self.decoder.prefill(ids, segments)
         for request in requests:
             request.cached_len = len(request.prompt_token_ids)
+        self.num_prefill_tokens += len(tokens)
         self._sample_and_emit(requests, logits)
 
     def _decode(self, batch: list[_Request]) -> None:
@@ -260,8 +310,12 @@ class TorchGenerationEngine(EngineThread):
         assert all(r.slot == i for i, r in enumerate(batch)), "running slots are not compact"
         needed = max(r.cached_len + 1 for r in batch)
         self.decoder.cache.ensure(len(self._running), needed)
-        tokens = torch.tensor([r.pending_token for r in batch], dtype=torch.long, device=self.device)
-        positions = torch.tensor([r.cached_len for r in batch], dtype=torch.long, device=self.device)
+        tokens = torch.tensor(
+            [r.pending_token for r in batch], dtype=torch.long, device=self.device
+        )
+        positions = torch.tensor(
+            [r.cached_len for r in batch], dtype=torch.long, device=self.device
+        )
         logits = self.decoder.decode(tokens, positions)
         for request in batch:
             request.cached_len += 1

@@ -132,7 +132,9 @@ class TorchPoolingEngine(EngineThread):
             self._jobs.clear()
         items = [(j, i, p) for j in jobs for i, p in enumerate(j.prompts)]
         items.sort(key=lambda item: len(item[2]))
-        vectors: dict[int, list[torch.Tensor | None]] = {id(j): [None] * len(j.prompts) for j in jobs}
+        vectors: dict[int, list[torch.Tensor | None]] = {
+            id(j): [None] * len(j.prompts) for j in jobs
+        }
         failed: dict[int, BaseException] = {}
         start = 0
         while start < len(items):
