@@ -11,9 +11,12 @@ from furiosa_integrations.langchain import FuriosaChat
 
 # Short, greedy generations keep the integration suite fast. 64 tokens still fit a whole
 # joke object for the structured-output tests (decoding is constrained, so the JSON is
-# valid once it is complete). The unit suite builds the model with its own max_tokens and
-# stop on top of these, so it gets none.
-PARAMS = {"max_tokens": 64, "temperature": 0}
+# valid once it is complete). Greedy decoding makes the 135M default model repeat itself
+# ("a cat is a cat, a cat is a cat, ...") until max_tokens cuts a JSON string short; a
+# mild repetition penalty, as commonly used with small models, lets it finish.
+# The unit suite builds the model with its own max_tokens and stop on top of these
+# params, so it gets none.
+PARAMS = {"max_tokens": 64, "temperature": 0, "repetition_penalty": 1.1}
 
 
 class TestFuriosaChatUnit(ChatModelUnitTests):

@@ -1,0 +1,259 @@
+"""FuriosaChat beyond the standard suite: messages, options, streaming, callbacks, engine."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.rate_limiters import BaseRateLimiter
+
+from furiosa_integrations import FuriosaChat as TopLevelChat
+from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
+from furiosa_integrations.langchain import FuriosaChat
+from furiosa_integrations.langchain.messages import to_engine_messages
+
+from ..conftest import wait_idle, wait_idle_sync
+
+COUNT = "Count from 1 to 10, separated by commas."  # greedy: "1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
+
+
+@pytest.fixture
+def chat(chat_engine: AsyncEngine) -> FuriosaChat:
+    return FuriosaChat(temperature=0, max_tokens=24)
+
+
+# ---- messages (no model needed) ----
+
+
+def test_messages_become_engine_dicts() -> None:
+    messages = [
+        SystemMessage("Be brief."),
+        HumanMessage("What is 1 + 2?", name="ada"),
+        AIMessage(
+            [
+                {"type": "text", "text": "Let me add."},
+                {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}},
+            ],
+            tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}],
+        ),
+        ToolMessage([{"type": "text", "text": "3"}], tool_call_id="c1", name="add"),
+        ToolMessage("missing b", tool_call_id="c2", status="error"),
+        ChatMessage(role="developer", content="Answer in English."),
+    ]
+    assert to_engine_messages(messages) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 1 + 2?", "name": "ada"},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Let me add."}],
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": {"a": 1, "b": 2}},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "content": [{"type": "text", "text": "3"}],
+            "name": "add",
+            "tool_call_id": "c1",
+        },
+        {"role": "tool", "content": "Error: missing b", "tool_call_id": "c2"},
+        {"role": "system", "content": "Answer in English."},
+    ]
+
+
+def test_image_content_is_refused_on_a_text_only_model(chat: FuriosaChat) -> None:
+    image = HumanMessage(
+        [
+            {"type": "text", "text": "Describe this."},
+            {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"},
+        ]
+    )
+    with pytest.raises(InvalidRequestError, match="text-only"):
+        chat.invoke([image])
+    url = HumanMessage([{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}])
+    with pytest.raises(InvalidRequestError, match="text-only"):
+        list(chat.stream([url]))
+
+
+# ---- generation ----
+
+
+def test_invoke_metadata_and_usage(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
+    message = chat.invoke(COUNT)
+    assert message.content.startswith("1, 2, 3, 4")
+    assert message.response_metadata["model_name"] == chat_engine.model_name
+    assert message.response_metadata["finish_reason"] in ("stop", "length")
+    usage = message.usage_metadata
+    assert usage is not None
+    prompt_tokens = len(
+        chat_engine.tokenize(chat_engine.render_chat([{"role": "user", "content": COUNT}]))
+    )
+    assert usage["input_tokens"] == prompt_tokens
+    assert 0 < usage["output_tokens"] <= 24
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_stream_chunks_add_up_to_invoke(chat: FuriosaChat) -> None:
+    chunks = list(chat.stream(COUNT))
+    assert len(chunks) > 5
+    assert all(isinstance(c, AIMessageChunk) for c in chunks)
+    # Usage and finish metadata come once, on the last chunk.
+    assert [c.usage_metadata is not None for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert chunks[-1].chunk_position == "last"
+    assert "finish_reason" in chunks[-1].response_metadata
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full += chunk
+    assert full.content == chat.invoke(COUNT).content
+
+
+def test_stop_in_constructor_and_per_call(chat_engine: AsyncEngine) -> None:
+    chat = FuriosaChat(temperature=0, max_tokens=30, stop=["5"])
+    message = chat.invoke(COUNT)
+    assert message.content == "1, 2, 3, 4, "
+    assert message.response_metadata["finish_reason"] == "stop"
+    assert message.response_metadata["stop_reason"] == "5"
+    assert chat.invoke(COUNT, stop=["3"]).content == "1, 2, "  # per call replaces
+    assert "".join(str(c.content) for c in chat.stream(COUNT, stop=["4"])) == "1, 2, 3, "
+
+
+def test_sampling_fields_are_overridable_per_call(chat: FuriosaChat) -> None:
+    message = chat.invoke(COUNT, max_tokens=3)
+    assert message.usage_metadata is not None and message.usage_metadata["output_tokens"] == 3
+    assert message.response_metadata["finish_reason"] == "length"
+    bound = chat.bind(max_tokens=2)
+    assert bound.invoke(COUNT).usage_metadata["output_tokens"] == 2  # type: ignore[index]
+    logprobs = chat.invoke(COUNT, max_tokens=2, logprobs=2).response_metadata["logprobs"]
+    assert len(logprobs["content"]) == 2
+    assert len(logprobs["content"][0]["top_logprobs"]) == 2
+    with pytest.raises(ValueError, match="Unknown option"):
+        chat.invoke(COUNT, max_token=3)
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        chat.invoke(COUNT, temperature=-1)
+
+
+def test_n_completions(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
+    result = chat.generate([[HumanMessage(COUNT)]], n=2, max_tokens=4)
+    assert len(result.generations[0]) == 2
+    with pytest.raises(ValueError, match="n=1"):
+        list(chat.stream(COUNT, n=2))
+    wait_idle_sync(chat_engine)
+
+
+def test_tokens_reach_callbacks(chat: FuriosaChat) -> None:
+    class Collect(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.tokens.append(token)
+
+    handler = Collect()
+    streaming = FuriosaChat(temperature=0, max_tokens=12, streaming=True)
+    message = streaming.invoke(COUNT, config={"callbacks": [handler]})
+    assert len(handler.tokens) > 3
+    assert "".join(handler.tokens) == message.content
+
+
+def test_rate_limiter_and_disable_streaming(chat_engine: AsyncEngine) -> None:
+    class Counting(BaseRateLimiter):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def acquire(self, *, blocking: bool = True) -> bool:
+            self.calls += 1
+            return True
+
+        async def aacquire(self, *, blocking: bool = True) -> bool:
+            self.calls += 1
+            return True
+
+    limiter = Counting()
+    chat = FuriosaChat(temperature=0, max_tokens=4, rate_limiter=limiter, disable_streaming=True)
+    chat.invoke(COUNT)
+    chunks = list(chat.stream(COUNT))
+    assert limiter.calls == 2
+    assert len(chunks) == 1 and chunks[0].content  # the whole answer, not streamed
+
+
+def test_engine_is_shared_and_can_be_given(chat_engine: AsyncEngine) -> None:
+    assert TopLevelChat is FuriosaChat
+    assert FuriosaChat()._get_engine() is chat_engine
+    assert FuriosaChat(engine=chat_engine)._get_engine() is chat_engine
+    params = FuriosaChat(temperature=0.5)._get_ls_params(stop=["x"], model="other")
+    assert params["ls_provider"] == "furiosa"
+    assert params["ls_model_name"] == "other"
+    assert params["ls_stop"] == ["x"]
+
+
+def test_per_call_model(chat_engine: AsyncEngine) -> None:
+    from furiosa_integrations.models.resolve import default_chat_gguf
+
+    chat = FuriosaChat(temperature=0, max_tokens=3)
+    # The default model's GGUF file resolves to the same converted model: no second load.
+    message = chat.invoke(COUNT, model=str(default_chat_gguf()))
+    assert message.response_metadata["model_name"] == chat_engine.model_name
+    with pytest.raises(FileNotFoundError):
+        chat.invoke(COUNT, model="/nonexistent/model")
+
+
+def test_leaving_a_stream_early_aborts(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
+    for _ in chat.stream(COUNT, max_tokens=200):
+        break
+    wait_idle_sync(chat_engine)
+
+
+# ---- async ----
+
+
+async def test_async_invoke_stream_and_batch(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
+    message = await chat.ainvoke(COUNT)
+    chunks = [chunk async for chunk in chat.astream(COUNT)]
+    assert "".join(str(c.content) for c in chunks) == message.content
+    assert chunks[-1].usage_metadata is not None
+
+    # abatch submits everything at once: the engine runs the requests together.
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            stats = chat_engine.stats()
+            peak = max(peak, stats.running + stats.waiting)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    results = await chat.abatch([COUNT] * 4, max_tokens=16)
+    watcher.cancel()
+    assert peak >= 2
+    assert len({r.content for r in results}) == 1  # greedy: the same answer four times
+    await wait_idle(chat_engine)
+
+
+async def test_async_early_exit_aborts(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
+    stream = chat.astream(COUNT, max_tokens=200)
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    await wait_idle(chat_engine)
+
+    task = asyncio.create_task(chat.ainvoke(COUNT, max_tokens=200))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_idle(chat_engine)
