@@ -14,10 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
+from .admission import Admission, WhenFull
 from .chat import apply_template, image_parts, normalize_messages
 from .errors import (
     ContextLengthExceededError,
     DuplicateRequestIdError,
+    EngineDeadError,
     InvalidRequestError,
     UnsupportedTaskError,
 )
@@ -68,6 +70,8 @@ class AsyncEngine:
         *,
         backend: str = "torch",
         supports_images: bool = False,
+        max_pending_requests: int | None = None,
+        when_full: WhenFull = "wait",
     ) -> None:
         self.native = native
         self.tokenizer = tokenizer
@@ -77,6 +81,13 @@ class AsyncEngine:
         self.task = native.task
         self._request_ids: set[str] = set()
         self._counter = itertools.count()
+        self.admission = Admission(max_pending_requests, when_full)
+
+    def set_backpressure(
+        self, max_pending_requests: int | None, when_full: WhenFull = "wait"
+    ) -> None:
+        """Limit requests in flight; past it callers wait, or get ``EngineOverloadedError``."""
+        self.admission.configure(max_pending_requests, when_full)
 
     # ---- model facts ----
 
@@ -122,6 +133,15 @@ class AsyncEngine:
 
     # ---- generation ----
 
+    def _check_serving(self) -> None:
+        """Dead engines and full queues say so before anything is queued."""
+        if not self.native.is_alive():
+            check = getattr(self.native, "check_alive", None)
+            if check is not None:
+                check()  # raises EngineDeadError with the cause (shut down, or the crash)
+            raise EngineDeadError(f"The engine for {self.model_name} is not running")
+        self.admission.check()
+
     def _new_request_id(self) -> str:
         return f"req-{uuid.uuid4().hex[:12]}-{next(self._counter)}"
 
@@ -140,6 +160,7 @@ class AsyncEngine:
             raise UnsupportedTaskError(
                 f"{self.model_name} is an embedding model; it does not support text generation"
             )
+        self._check_serving()
         params = params if params is not None else SamplingParams()
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError(f"params must be SamplingParams, got {type(params).__name__}")
@@ -241,10 +262,31 @@ class AsyncEngine:
         prepared = self._prepare(
             prompt, messages, params, tools, tool_choice, request_id, chat_template_kwargs, images
         )
-        self._request_ids.add(prepared.request_id)
         return self._run(prepared)
 
     async def _run(self, prepared: _Prepared) -> AsyncIterator[GenerationChunk]:
+        # The id is claimed on first iteration, so a stream that is never iterated holds nothing.
+        if prepared.request_id in self._request_ids:
+            raise DuplicateRequestIdError(
+                f"Request id {prepared.request_id!r} is already in flight"
+            )
+        self._request_ids.add(prepared.request_id)
+        try:
+            await self.admission.acquire()
+        except BaseException:
+            self._request_ids.discard(prepared.request_id)
+            raise
+        admitted = self._run_admitted(prepared)
+        try:
+            async for chunk in admitted:
+                yield chunk
+        finally:
+            try:
+                await admitted.aclose()  # type: ignore[attr-defined]  # abort now, not at GC
+            finally:
+                self.admission.release()
+
+    async def _run_admitted(self, prepared: _Prepared) -> AsyncIterator[GenerationChunk]:
         params = prepared.params
         n = params.n
         ids = [prepared.request_id] if n == 1 else [f"{prepared.request_id}:{i}" for i in range(n)]
@@ -414,6 +456,7 @@ class AsyncEngine:
             raise UnsupportedTaskError(
                 f"{self.model_name} is a generation model; it does not support embeddings"
             )
+        self._check_serving()
         if isinstance(texts, str) or not isinstance(texts, Sequence):
             raise InvalidRequestError("texts must be a list of strings")
         if not texts:
@@ -476,8 +519,14 @@ class AsyncEngine:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
         self._request_ids.add(request_id)
         try:
+            await self.admission.acquire()
+        except BaseException:
+            self._request_ids.discard(request_id)
+            raise
+        try:
             return await self.native.encode(prompts, params, request_id)
         finally:
+            self.admission.release()
             self._request_ids.discard(request_id)
 
     # ---- sync bridge (for the frameworks' sync methods) ----

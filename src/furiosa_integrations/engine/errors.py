@@ -52,6 +52,10 @@ class EngineDeadError(EngineError):
     """The native engine has stopped (shut down or crashed) and serves no more requests."""
 
 
+class EngineOverloadedError(FuriosaError, RuntimeError):
+    """Too many requests in flight and the engine is set to refuse rather than wait."""
+
+
 class RequestAbortedError(FuriosaError):
     """Raised to a waiting consumer whose request was aborted by someone else."""
 
