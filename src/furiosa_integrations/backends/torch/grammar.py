@@ -24,6 +24,12 @@ from ...engine.sampling import SamplingParams
 from ...engine.structured import StructuredOutputsParams, check_json_schema
 
 _MAX_CACHED_GRAMMARS = 256
+# xgrammar's own maxLength makes masks slow (tens of ms per token on a CPU), while the
+# same bound as a regex character class costs microseconds. Regex repetition above ~128
+# fails to compile in xgrammar 0.2.x, so only bounds up to this are rewritten.
+_MAX_REWRITTEN_LENGTH = 64
+_PLAIN_CHAR = r'[^"\\\x00-\x1f]'  # a JSON string character that needs no escape
+_NOT_SCHEMAS = ("default", "examples", "enum", "const")
 
 
 def _canonical(value: Any) -> str:
@@ -43,6 +49,48 @@ def _first_line(exc: BaseException) -> str:
     if text.startswith("[") and ".cc:" in text:
         text = text.split(": ", 1)[-1]
     return text
+
+
+def fast_string_bounds(node: Any) -> Any:
+    """A copy of a JSON schema with short ``maxLength`` strings as equivalent patterns.
+
+    ``{"type": "string", "minLength": a, "maxLength": b}`` (b <= 64, no pattern or format)
+    becomes a ``pattern`` of a to b characters that need no escaping: the same lengths,
+    written without escape sequences (no quotes, backslashes or control characters).
+    """
+    if isinstance(node, list):
+        return [fast_string_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: value if key in _NOT_SCHEMAS else fast_string_bounds(value)
+        for key, value in node.items()
+    }
+    high = out.get("maxLength")
+    low = out.get("minLength", 0)
+    if (
+        out.get("type") == "string"
+        and isinstance(high, int)
+        and isinstance(low, int)
+        and 0 <= low <= high <= _MAX_REWRITTEN_LENGTH
+        and not any(k in out for k in ("pattern", "format", "enum", "const"))
+    ):
+        del out["maxLength"]
+        out.pop("minLength", None)
+        out["pattern"] = f"^{_PLAIN_CHAR}{{{low},{high}}}$"
+    return out
+
+
+def _fast_tag_schemas(node: Any) -> Any:
+    """``fast_string_bounds`` applied to every json_schema inside a structural tag."""
+    if isinstance(node, list):
+        return [_fast_tag_schemas(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _fast_tag_schemas(value) for key, value in node.items()}
+    if out.get("type") == "json_schema" and isinstance(node.get("json_schema"), dict):
+        out["json_schema"] = fast_string_bounds(node["json_schema"])
+    return out
 
 
 def choice_grammar(choices: list[str]) -> str:
@@ -174,7 +222,8 @@ class GrammarConstraints:
         try:
             if kind == "json":
                 # Compact JSON: a small model given free whitespace can loop on newlines.
-                return compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+                fast = fast_string_bounds(schema)
+                return compiler.compile_json_schema(json.dumps(fast), any_whitespace=False)
             if kind == "json_object":
                 return compiler.compile_json_schema('{"type": "object"}', any_whitespace=False)
             if kind == "regex":
@@ -184,7 +233,7 @@ class GrammarConstraints:
             if kind == "grammar":
                 return compiler.compile_grammar(structured.grammar)
             tag = structural_tag_json(structured.structural_tag)  # type: ignore[arg-type]
-            return compiler.compile_structural_tag(tag)
+            return compiler.compile_structural_tag(json.dumps(_fast_tag_schemas(json.loads(tag))))
         except InvalidRequestError:
             raise
         except Exception as exc:  # xgrammar raises RuntimeError / ValueError / pydantic errors
