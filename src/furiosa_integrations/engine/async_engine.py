@@ -80,6 +80,7 @@ class AsyncEngine:
         self.supports_images = supports_images
         self.task = native.task
         self._request_ids: set[str] = set()
+        self._native_ids: dict[str, list[str]] = {}  # n > 1 runs as native ids "id:0", "id:1", ...
         self._counter = itertools.count()
         self.admission = Admission(max_pending_requests, when_full)
 
@@ -290,6 +291,7 @@ class AsyncEngine:
         params = prepared.params
         n = params.n
         ids = [prepared.request_id] if n == 1 else [f"{prepared.request_id}:{i}" for i in range(n)]
+        self._native_ids[prepared.request_id] = ids
         processors = [
             CompletionProcessor(
                 self.tokenizer,
@@ -340,6 +342,7 @@ class AsyncEngine:
                 if not processor.finished:
                     self.native.abort_request(native_id)
             self._request_ids.discard(prepared.request_id)
+            self._native_ids.pop(prepared.request_id, None)
             await steps.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
@@ -402,27 +405,11 @@ class AsyncEngine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def generate(
-        self,
-        prompt: Prompt | None = None,
-        *,
-        messages: Sequence[dict[str, Any]] | None = None,
-        params: SamplingParams | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: Any = None,
-        request_id: str | None = None,
-        chat_template_kwargs: dict[str, Any] | None = None,
-    ) -> GenerationResult:
-        """The whole result at once: ``stream`` aggregated."""
-        stream = self.stream(
-            prompt,
-            messages=messages,
-            params=params,
-            tools=tools,
-            tool_choice=tool_choice,
-            request_id=request_id,
-            chat_template_kwargs=chat_template_kwargs,
-        )
+    async def generate(self, prompt: Prompt | None = None, **request: Any) -> GenerationResult:
+        """The whole result at once: ``stream`` (same arguments) aggregated."""
+        stream = self.stream(prompt, **request)
+        params = request.get("params")
+        request_id = request.get("request_id")
         n = (params or SamplingParams()).n
         outputs = [Completion(index=i) for i in range(n)]
         usage = Usage()
@@ -436,12 +423,8 @@ class AsyncEngine:
 
     async def abort(self, request_id: str) -> None:
         """Abort a request by id; its stream ends with ``finish_reason="abort"``."""
-        self.native.abort_request(request_id)
-        for i in range(64):  # n > 1 requests run as id:0, id:1, ...
-            if f"{request_id}:{i}" not in self._request_ids:
-                self.native.abort_request(f"{request_id}:{i}")
-            else:
-                break
+        for native_id in self._native_ids.get(request_id, [request_id]):
+            self.native.abort_request(native_id)
 
     # ---- pooling ----
 
