@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from ..engine import AsyncEngine, GenerationChunk, Usage
+from ..engine import AsyncEngine, GenerationChunk, InvalidRequestError, Usage
 from .engine_fields import EngineFields, async_stream, sync_stream
 from .messages import generation_info, logprobs_info, to_engine_messages, to_message_chunk
 from .sampling_fields import SamplingFields, reject_unknown
@@ -118,6 +118,8 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
             "tools": options.pop("tools", None),
             "tool_choice": options.pop("tool_choice", None),
             "chat_template_kwargs": options.pop("chat_template_kwargs", self.chat_template_kwargs),
+            # A caller-chosen id (unique among requests in flight) lets it abort the request.
+            "request_id": options.pop("request_id", None),
             "params": self._sampling_params(stop, options),
         }
         options.pop("stream", None)  # LangChain's own switch, already acted on
@@ -280,11 +282,13 @@ def _tool_choice(choice: ToolChoice, names: list[str]) -> str | dict[str, Any] |
         return "none"
     if isinstance(choice, str):
         if choice not in names:
-            raise ValueError(f"tool_choice {choice!r} is not one of the bound tools {names}")
+            raise InvalidRequestError(
+                f"tool_choice {choice!r} is not one of the bound tools {names}"
+            )
         return {"type": "function", "function": {"name": choice}}
     if isinstance(choice, dict):
         return choice
-    raise ValueError(f"Unsupported tool_choice {choice!r}")
+    raise InvalidRequestError(f"Unsupported tool_choice {choice!r}")
 
 
 class _ChunkConverter:

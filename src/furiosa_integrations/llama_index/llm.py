@@ -71,7 +71,13 @@ _SAMPLING_FIELDS = (
     "structured_outputs",
 )
 # Per-call options that are not sampling options.
-_REQUEST_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs")
+_REQUEST_OPTIONS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "chat_template_kwargs",
+    "request_id",  # a caller-chosen id (unique among requests in flight), e.g. to abort it
+)
 
 
 @dataclass
@@ -99,7 +105,8 @@ class FuriosaLLM(FunctionCallingLLM):
     asking for the same model shares one instance.
 
     Every sampling field may be overridden per call (``llm.chat(messages, temperature=0)``);
-    ``tools``, ``tool_choice`` and ``chat_template_kwargs`` may also be given per call.
+    ``tools``, ``tool_choice``, ``chat_template_kwargs`` and ``request_id`` may also be given
+    per call.
     """
 
     model: str | None = Field(
@@ -206,13 +213,14 @@ class FuriosaLLM(FunctionCallingLLM):
             sampling["extra_args"] = {"parallel_tool_calls": False}
         params = SamplingParams(**sampling)
         if messages is None:
-            return self._engine.stream(prompt, params=params)
+            return self._engine.stream(prompt, params=params, request_id=request.get("request_id"))
         return self._engine.stream(
             messages=to_engine_messages(self._with_system_prompt(messages)),
             params=params,
             tools=request.get("tools") or None,
             tool_choice=request.get("tool_choice"),
             chat_template_kwargs=request["chat_template_kwargs"],
+            request_id=request.get("request_id"),
         )
 
     def _with_system_prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -301,8 +309,9 @@ class FuriosaLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool, options: dict[str, Any]
     ) -> AsyncIterator[GenerationChunk]:
         # An instruct model answers a bare prompt through its chat template; a prompt the
-        # caller already formatted goes to the model as is.
-        if formatted:
+        # caller already formatted goes to the model as is. A prompt that is not text goes
+        # there too, so the engine refuses it with its own typed error.
+        if formatted or not isinstance(prompt, str):
             return self._start(prompt=prompt, options=options)
         return self._start(
             messages=[ChatMessage(role=MessageRole.USER, content=prompt)], options=options
