@@ -98,6 +98,9 @@ def normalize_messages(
         if role == "developer":
             copy["role"] = "system"
         out.append(copy)
+    if not any(m["content"] or m.get("tool_calls") for m in out):
+        # Nothing for the model to answer: the chat form of an empty prompt.
+        raise InvalidRequestError("messages hold no content: every message is empty")
     return out
 
 

@@ -57,22 +57,30 @@ class FuriosaEmbeddings(EngineFields, Embeddings):
         """One vector per text, from one batched engine call."""
         if not texts:
             return []
-        texts = [self.document_instruction + text for text in texts]
+        texts = [_prefixed(self.document_instruction, text) for text in texts]
         return _floats(self._get_engine().embed_sync(texts, self._params()))
 
     def embed_query(self, text: str) -> list[float]:
-        vectors = self._get_engine().embed_sync([self.query_instruction + text], self._params())
+        query = _prefixed(self.query_instruction, text)
+        vectors = self._get_engine().embed_sync([query], self._params())
         return _floats(vectors)[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        texts = [self.document_instruction + text for text in texts]
+        texts = [_prefixed(self.document_instruction, text) for text in texts]
         return _floats(await self._get_engine().embed(texts, self._params()))
 
     async def aembed_query(self, text: str) -> list[float]:
-        vectors = await self._get_engine().embed([self.query_instruction + text], self._params())
+        query = _prefixed(self.query_instruction, text)
+        vectors = await self._get_engine().embed([query], self._params())
         return _floats(vectors)[0]
+
+
+def _prefixed(instruction: str, text: str) -> str:
+    """``text`` with its instruction; what is not a string goes on as is, so the engine
+    refuses it with a typed error instead of a ``TypeError`` here."""
+    return instruction + text if isinstance(text, str) else text
 
 
 def _floats(vectors: list[list[float]]) -> list[list[float]]:

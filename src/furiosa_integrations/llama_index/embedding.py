@@ -81,19 +81,25 @@ class FuriosaEmbedding(BaseEmbedding):
         return self._engine.embed_sync(texts, self._params())
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embed([self.query_instruction + query])[0]
+        return self._embed([_prefixed(self.query_instruction, query)])[0]
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return (await self._aembed([self.query_instruction + query]))[0]
+        return (await self._aembed([_prefixed(self.query_instruction, query)]))[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embed([self.text_instruction + text])[0]
+        return self._embed([_prefixed(self.text_instruction, text)])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._aembed([self.text_instruction + text]))[0]
+        return (await self._aembed([_prefixed(self.text_instruction, text)]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._embed([self.text_instruction + t for t in texts])
+        return self._embed([_prefixed(self.text_instruction, t) for t in texts])
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await self._aembed([self.text_instruction + t for t in texts])
+        return await self._aembed([_prefixed(self.text_instruction, t) for t in texts])
+
+
+def _prefixed(instruction: str, text: str) -> str:
+    """``text`` with its instruction; what is not a string goes on as is, so the engine
+    refuses it with a typed error instead of a ``TypeError`` here."""
+    return instruction + text if isinstance(text, str) else text
