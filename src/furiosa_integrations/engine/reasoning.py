@@ -31,7 +31,9 @@ def chat_template_text(tokenizer: Any, chat_template_kwargs: dict[str, Any] | No
 
 
 def template_has_thinking(template: str) -> bool:
-    return THINK_OPEN in template and THINK_CLOSE in template
+    """Either tag will do: R1-style templates open ``<think>`` in the generation prompt,
+    others only strip ``...</think>`` from earlier answers."""
+    return THINK_OPEN in template or THINK_CLOSE in template
 
 
 def prompt_opens_thinking(prompt: str) -> bool:
