@@ -37,7 +37,7 @@ _MIN_PREFIX = 16
 ConstraintFactory = Callable[[SamplingParams], "TokenConstraint | None"]
 
 
-@dataclass
+@dataclass(eq=False)  # compared and looked up by identity
 class _Request:
     request_id: str
     prompt_token_ids: list[int]
@@ -235,14 +235,14 @@ class TorchGenerationEngine(EngineThread):
         while self._waiting and len(self._running) < self.max_num_seqs:
             request = self._waiting[0]
             if self.enable_prefix_caching:
-                # A request sharing a prefix with one admitted in this same step waits one
-                # step, then copies that prefix's K/V instead of computing it again.
-                if any(
-                    self._common_prefix(request, other, len(other.prompt_token_ids)) >= _MIN_PREFIX
-                    for other in admitted
-                ):
-                    break
-                request.prefix_source, request.num_cached_prompt_tokens = self._find_prefix(request)
+                source, cached = self._find_prefix(request, self._running, cached_only=True)
+                # A prefix shared with a request admitted in this same step is copied after
+                # that one's prefill, in the same step (see _prefill): no one waits for it.
+                leaders = [r for r in admitted if r.prefix_source not in admitted]
+                leader, shared = self._find_prefix(request, leaders, cached_only=False)
+                if leader is not None and shared >= cached + _MIN_PREFIX:
+                    source, cached = leader, shared
+                request.prefix_source, request.num_cached_prompt_tokens = source, cached
             cost = len(request.prompt_token_ids) - request.num_cached_prompt_tokens
             if admitted and cost > budget:
                 break
@@ -275,11 +275,17 @@ class TorchGenerationEngine(EngineThread):
             break
         return n
 
-    def _find_prefix(self, request: _Request) -> tuple[_Request | None, int]:
+    def _find_prefix(
+        self, request: _Request, candidates: list[_Request], cached_only: bool
+    ) -> tuple[_Request | None, int]:
+        """The candidate sharing the longest prompt prefix with ``request`` (at least
+        ``_MIN_PREFIX`` tokens), counting what is in its cache now, or (``cached_only=False``)
+        what will be once its prompt is prefilled."""
         best: _Request | None = None
         best_len = 0
-        for other in self._running:
-            n = self._common_prefix(request, other, other.cached_len)
+        for other in candidates:
+            cached = other.cached_len if cached_only else len(other.prompt_token_ids)
+            n = self._common_prefix(request, other, cached)
             if n > best_len:
                 best, best_len = other, n
         if best_len < _MIN_PREFIX:
@@ -287,6 +293,14 @@ class TorchGenerationEngine(EngineThread):
         return best, best_len
 
     def _prefill(self, requests: list[_Request]) -> None:
+        # Requests that copy a prefix from one prefilled in this same step go second.
+        followers = [r for r in requests if r.prefix_source in requests]
+        leaders = [r for r in requests if r.prefix_source not in requests]
+        logits = [self._prefill_packed(group) for group in (leaders, followers) if group]
+        self._sample_and_emit(leaders + followers, torch.cat(logits))
+
+    def _prefill_packed(self, requests: list[_Request]) -> torch.Tensor:
+        """One packed forward over the new prompt tokens of ``requests``; their last logits."""
         segments = []
         tokens: list[int] = []
         for request in requests:
@@ -302,7 +316,7 @@ class TorchGenerationEngine(EngineThread):
         for request in requests:
             request.cached_len = len(request.prompt_token_ids)
         self.num_prefill_tokens += len(tokens)
-        self._sample_and_emit(requests, logits)
+        return logits
 
     def _decode(self, batch: list[_Request]) -> None:
         # Rows must be slots 0..B-1 for the cache view; only running requests with a
