@@ -1,0 +1,75 @@
+"""Run every workload against its peer and write benchmarks/results/.
+
+    python -m benchmarks.run_all            # full sizes (the default)
+    python -m benchmarks.run_all --quick    # smaller sizes, one repeat: about ten minutes
+    python -m benchmarks.run_all --only embeddings,cold_start --repeats 2 --threads 1
+
+Writes ``results/RESULTS.md`` (``RESULTS-quick.md`` for --quick), a PNG chart beside
+it and the raw rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import time
+
+from .harness import Row, Settings, log, write_results
+from .workloads import WORKLOADS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--repeats", type=int, help="timed runs per contender (default 3, quick 1)")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads in every process (default: torch's)"
+    )
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}"
+    )
+    args = parser.parse_args()
+    settings = Settings(
+        quick=args.quick,
+        repeats=args.repeats or (1 if args.quick else 3),
+        threads=args.threads,
+        only=[w for w in args.only.split(",") if w],
+    )
+    unknown = set(settings.only) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {sorted(unknown)}")
+    os.environ.update(settings.env())
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for name in settings.only or WORKLOADS:
+        module = importlib.import_module(f"{__package__}.workloads.{name}")
+        try:
+            rows += module.run(settings)
+        except Exception as exc:  # one broken workload must not lose the others' figures
+            log(f"{name} FAILED: {exc}")
+    minutes = (time.perf_counter() - start) / 60
+    import torch
+
+    mode = "quick" if settings.quick else "full"
+    header = (
+        f"# Benchmarks: furiosa-integrations against its peers ({mode} mode)\n\n"
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, threads "
+        f"{settings.threads or torch.get_num_threads()}, repeats {settings.repeats}, "
+        f"took {minutes:.1f} min. Each contender runs in its own process (peak RSS is that "
+        "process's), after a warm-up, alternating with the others. Ratios > 1 mean ours is "
+        "better. The machine is shared with other jobs, so absolute figures are noisy; the "
+        "ratios come from interleaved runs."
+    )
+    stem = "RESULTS-quick" if settings.quick else "RESULTS"
+    if settings.only:
+        stem += "-" + "-".join(settings.only)
+    path = write_results(rows, header, stem)
+    log(f"wrote {path} ({minutes:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

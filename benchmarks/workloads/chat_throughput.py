@@ -1,0 +1,84 @@
+"""(a) Chat throughput: N concurrent chats x T tokens each.
+
+FuriosaChat.abatch against ChatHuggingFace(HuggingFacePipeline).batch (what a LangChain
+user gets from langchain-huggingface), and against transformers' static batched
+``generate`` with all N in one batch (the static-batching ceiling). Greedy, EOS ignored
+on every side, so each request makes exactly T tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare
+from ..inputs import chat_messages
+
+OURS = "FuriosaChat.abatch"
+PEER = "ChatHuggingFace.batch"
+CEILING = "transformers static generate"
+
+
+def furiosa_chat() -> Runner:
+    from furiosa_integrations import FuriosaChat
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], ignore_eos=True)
+        asyncio.run(chat.abatch(chat_messages(case["n"])))  # type: ignore[arg-type]
+        return {}
+
+    return run
+
+
+def chat_huggingface() -> Runner:
+    from ..peers import chat_huggingface as build
+
+    chat = build(max_new_tokens=64)
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        tokens = case["tokens"]
+        options = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": False}
+        chat.batch(chat_messages(case["n"]), pipeline_kwargs=options)
+        return {}
+
+    return run
+
+
+def static_generate() -> Runner:
+    from ..peers import StaticGenerate
+
+    model = StaticGenerate()
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        n, tokens = case["n"], case["tokens"]
+        model.run(chat_messages(n), [tokens] * n, batch_size=n)
+        return {}
+
+    return run
+
+
+def run(settings: Settings) -> list[Row]:
+    sizes, tokens = ((8, 32), 32) if settings.quick else ((16, 64), 64)
+    contenders = [
+        Contender(OURS, f"{__name__}:furiosa_chat"),
+        Contender(PEER, f"{__name__}:chat_huggingface"),
+        Contender(CEILING, f"{__name__}:static_generate"),
+    ]
+    cases = [
+        (
+            f"{n} concurrent x {tokens} tokens",
+            {"n": n, "tokens": tokens},
+            Metric("rate", "tok/s", work=n * tokens),
+        )
+        for n in sizes
+    ]
+    rows = compare(
+        "chat throughput",
+        contenders,
+        cases,
+        settings,
+        baseline=PEER,
+        targets={(OURS, name): 5.0 for name, _, _ in cases},
+        warmup={"n": 2, "tokens": 4},
+    )
+    return rows + also_against(rows, OURS, CEILING, {name: 1.0 for name, _, _ in cases})

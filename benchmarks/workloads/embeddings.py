@@ -1,0 +1,70 @@
+"""(e) Embeddings: FuriosaEmbeddings against langchain-huggingface's HuggingFaceEmbeddings
+(sentence-transformers) on the same all-MiniLM-L6-v2 files.
+
+- ``embed_documents`` on chunks of 20-200 words, one call;
+- many concurrent ``aembed_query`` calls (a server answering users). HuggingFaceEmbeddings
+  runs each in a thread-pool thread, one forward pass per query; our engine merges the
+  concurrent calls into a few length-bucketed batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..harness import Contender, Metric, Row, Runner, Settings, compare
+from ..inputs import chunks, queries
+
+OURS = "FuriosaEmbeddings"
+PEER = "HuggingFaceEmbeddings"
+
+
+def _runner(embeddings: Any) -> Runner:
+    async def concurrent_queries(n: int) -> None:
+        await asyncio.gather(*(embeddings.aembed_query(q) for q in queries(n)))
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        if case["kind"] == "documents":
+            embeddings.embed_documents(chunks(case["n"]))
+        else:
+            asyncio.run(concurrent_queries(case["n"]))
+        return {}
+
+    return run
+
+
+def furiosa_embeddings() -> Runner:
+    from furiosa_integrations import FuriosaEmbeddings
+
+    return _runner(FuriosaEmbeddings())
+
+
+def huggingface_embeddings() -> Runner:
+    from ..peers import huggingface_embeddings as build
+
+    return _runner(build())
+
+
+def run(settings: Settings) -> list[Row]:
+    docs = 300 if settings.quick else 1000
+    n_queries = 200
+    doc_case = f"embed_documents, {docs} chunks of 20-200 words"
+    query_case = f"{n_queries} concurrent aembed_query"
+    return compare(
+        "embeddings",
+        [
+            Contender(OURS, f"{__name__}:furiosa_embeddings"),
+            Contender(PEER, f"{__name__}:huggingface_embeddings"),
+        ],
+        [
+            (doc_case, {"kind": "documents", "n": docs}, Metric("rate", "docs/s", work=docs)),
+            (
+                query_case,
+                {"kind": "queries", "n": n_queries},
+                Metric("rate", "q/s", work=n_queries),
+            ),
+        ],
+        settings,
+        targets={(OURS, doc_case): 1.2, (OURS, query_case): 4.0},
+        warmup={"kind": "documents", "n": 16},
+    )

@@ -1,0 +1,68 @@
+"""(b) Mixed lengths: N concurrent chats whose max_tokens spread over 16..256.
+
+Static batching runs every row to the batch's longest request; continuous batching frees
+a row the moment it is done and fills it with the next request. FuriosaChat (one
+``ainvoke`` per request, all concurrent) against transformers' static batched
+``generate`` (all N in one batch). Throughput counts only the tokens each request asked
+for; EOS is ignored on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..harness import Contender, Metric, Row, Runner, Settings, compare
+from ..inputs import chat_messages, mixed_lengths
+
+OURS = "FuriosaChat (concurrent ainvoke)"
+CEILING = "transformers static generate"
+
+
+def furiosa_chat() -> Runner:
+    from furiosa_integrations import FuriosaChat
+
+    chat = FuriosaChat(temperature=0, ignore_eos=True)
+
+    async def all_of(case: dict[str, Any]) -> None:
+        lengths = mixed_lengths(case["n"], case["low"], case["high"])
+        messages = chat_messages(case["n"])
+        await asyncio.gather(
+            *(chat.ainvoke(m, max_tokens=t) for m, t in zip(messages, lengths, strict=True))  # type: ignore[arg-type]
+        )
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        asyncio.run(all_of(case))
+        return {}
+
+    return run
+
+
+def static_generate() -> Runner:
+    from ..peers import StaticGenerate
+
+    model = StaticGenerate()
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        n = case["n"]
+        model.run(chat_messages(n), mixed_lengths(n, case["low"], case["high"]), batch_size=n)
+        return {}
+
+    return run
+
+
+def run(settings: Settings) -> list[Row]:
+    n, low, high = (16, 16, 128) if settings.quick else (32, 16, 256)
+    case = f"{n} concurrent, max_tokens {low}..{high}"
+    work = sum(mixed_lengths(n, low, high))
+    return compare(
+        "mixed lengths",
+        [
+            Contender(OURS, f"{__name__}:furiosa_chat"),
+            Contender(CEILING, f"{__name__}:static_generate"),
+        ],
+        [(case, {"n": n, "low": low, "high": high}, Metric("rate", "tok/s", work=work))],
+        settings,
+        targets={(OURS, case): 1.3},
+        warmup={"n": 2, "low": 4, "high": 8},
+    )
