@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
@@ -16,10 +16,16 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.rate_limiters import BaseRateLimiter
+from langchain_core.runnables import RunnableBinding
+from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from furiosa_integrations import FuriosaChat as TopLevelChat
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
 from furiosa_integrations.langchain import FuriosaChat
+from furiosa_integrations.langchain.chat_models import _tool_choice
 from furiosa_integrations.langchain.messages import to_engine_messages
 
 from ..conftest import wait_idle, wait_idle_sync
@@ -257,3 +263,164 @@ async def test_async_early_exit_aborts(chat: FuriosaChat, chat_engine: AsyncEngi
     with pytest.raises(asyncio.CancelledError):
         await task
     await wait_idle(chat_engine)
+
+
+# ---- tools ----
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Get the current weather in a city."""
+    return f"It is 23 degrees and foggy in {city}."
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+PARIS_AND_LONDON = "What is the weather in Paris and in London?"
+
+
+def test_tool_choice_values_map_to_the_engine() -> None:
+    names = ["get_weather", "add"]
+    assert _tool_choice(None, names) is None
+    assert _tool_choice(False, names) is None
+    assert _tool_choice("auto", names) is None
+    assert _tool_choice("none", names) == "none"
+    assert _tool_choice("any", names) == "required"
+    assert _tool_choice("required", names) == "required"
+    assert _tool_choice(True, names) == "required"
+    assert _tool_choice("add", names) == {"type": "function", "function": {"name": "add"}}
+    with pytest.raises(ValueError, match="not one of the bound tools"):
+        _tool_choice("multiply", names)
+
+
+def test_bind_tools_converts_tools(chat: FuriosaChat) -> None:
+    bound = chat.bind_tools([get_weather, add], tool_choice="add", parallel_tool_calls=False)
+    assert isinstance(bound, RunnableBinding)
+    assert [t["function"]["name"] for t in bound.kwargs["tools"]] == ["get_weather", "add"]
+    assert bound.kwargs["tools"][1]["function"]["parameters"]["required"] == ["a", "b"]
+    assert bound.kwargs["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert bound.kwargs["parallel_tool_calls"] is False
+
+
+def test_parallel_tool_calls_stream_as_separate_chunks(chat: FuriosaChat) -> None:
+    llm = chat.bind_tools([get_weather], tool_choice="required", max_tokens=80)
+    chunks = list(llm.stream(PARIS_AND_LONDON))
+    call_chunks = [c for chunk in chunks for c in chunk.tool_call_chunks]
+    assert [(c["name"], c["args"], c["index"]) for c in call_chunks] == [
+        ("get_weather", '{"city": "Paris"}', 0),
+        ("get_weather", '{"city": "London"}', 1),
+    ]
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full += chunk
+    assert [call["args"] for call in full.tool_calls] == [{"city": "Paris"}, {"city": "London"}]
+    assert full.response_metadata["finish_reason"] == "tool_calls"
+
+    message = llm.invoke(PARIS_AND_LONDON)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "London"}),
+    ]
+    assert len({c["id"] for c in message.tool_calls}) == 2
+    # parallel_tool_calls=False: one call, and generation ends after it.
+    single = llm.invoke(PARIS_AND_LONDON, parallel_tool_calls=False)
+    assert [c["args"] for c in single.tool_calls] == [{"city": "Paris"}]
+
+
+def test_named_tool_choice_and_none(chat: FuriosaChat) -> None:
+    llm = chat.bind_tools([get_weather, add], tool_choice="add", max_tokens=48)
+    named = llm.invoke("What is 12 plus 30?")
+    assert [(c["name"], c["args"]) for c in named.tool_calls] == [("add", {"a": 12, "b": 30})]
+    assert named.content == ""
+    none = chat.bind_tools([get_weather, add], tool_choice="none").invoke("Say hello.")
+    assert none.tool_calls == [] and none.content
+
+
+def test_tool_result_in_the_history_is_used(chat: FuriosaChat) -> None:
+    question = HumanMessage("What is the weather in Paris?")
+    llm = chat.bind_tools([get_weather], tool_choice="get_weather", max_tokens=48)
+    call = llm.invoke([question])
+    assert call.tool_calls[0]["args"] == {"city": "Paris"}
+    result = get_weather.invoke(call.tool_calls[0])
+    assert isinstance(result, ToolMessage)
+    answer = chat.bind_tools([get_weather]).invoke([question, call, result], max_tokens=40)
+    assert answer.tool_calls == []
+    assert "foggy" in str(answer.content) or "23" in str(answer.content)
+
+
+def test_force_tool_call_on_user_turn(chat_engine: AsyncEngine) -> None:
+    llm = FuriosaChat(temperature=0, max_tokens=40, force_tool_call_on_user_turn=True)
+    question = HumanMessage("What is the weather in Paris?")
+    tools = [convert_to_openai_tool(get_weather)]
+    _, request = llm._request([question], None, {"tools": tools})
+    assert request["tool_choice"] == "required"
+    result = ToolMessage("foggy", tool_call_id="c1")
+    _, request = llm._request([question, AIMessage(""), result], None, {"tools": tools})
+    assert request["tool_choice"] is None  # after a tool result the model decides
+    _, request = llm._request([question], None, {"tools": tools, "tool_choice": "none"})
+    assert request["tool_choice"] == "none"  # an explicit choice wins
+    message = llm.bind_tools([get_weather]).invoke([question])
+    assert [c["args"] for c in message.tool_calls][:1] == [{"city": "Paris"}]
+
+
+# ---- structured output ----
+
+
+class Person(BaseModel):
+    """A person mentioned in the text."""
+
+    name: str = Field(description="the person's first name")
+    age: int = Field(description="the person's age in years")
+
+
+class PersonDict(TypedDict):
+    """A person mentioned in the text."""
+
+    name: Annotated[str, ..., "the person's first name"]
+    age: Annotated[int, ..., "the person's age in years"]
+
+
+ADA = "Return the name and age of the person: Ada, 36 years old."
+
+
+@pytest.fixture
+def extractor(chat_engine: AsyncEngine) -> FuriosaChat:
+    return FuriosaChat(temperature=0, max_tokens=48)
+
+
+def test_structured_output_json_schema(extractor: FuriosaChat) -> None:
+    assert extractor.with_structured_output(Person).invoke(ADA) == Person(name="Ada", age=36)
+    assert extractor.with_structured_output(PersonDict).invoke(ADA) == {"name": "Ada", "age": 36}
+    schema = Person.model_json_schema()
+    assert extractor.with_structured_output(schema).invoke(ADA) == {"name": "Ada", "age": 36}
+    streamed = list(extractor.with_structured_output(Person).stream(ADA))
+    assert streamed and all(isinstance(p, Person) for p in streamed)
+    assert streamed[-1] == Person(name="Ada", age=36)
+
+
+def test_structured_output_function_calling_and_json_mode(extractor: FuriosaChat) -> None:
+    by_tool = extractor.with_structured_output(Person, method="function_calling")
+    assert by_tool.invoke(ADA) == Person(name="Ada", age=36)
+    as_dict = extractor.with_structured_output(PersonDict, method="function_calling")
+    assert as_dict.invoke(ADA) == {"name": "Ada", "age": 36}
+    json_mode = extractor.with_structured_output(None, method="json_mode")
+    value = json_mode.invoke(ADA + ' Reply in JSON with the keys "name" and "age".')
+    assert isinstance(value, dict)
+
+
+def test_structured_output_include_raw(extractor: FuriosaChat) -> None:
+    result = extractor.with_structured_output(Person, include_raw=True).invoke(ADA)
+    assert isinstance(result["raw"], AIMessage)
+    assert result["raw"].content == '{"name": "Ada", "age": 36}'
+    assert result["parsed"] == Person(name="Ada", age=36)
+    assert result["parsing_error"] is None
+    # A cut-off object does not parse: the error is returned, not raised.
+    short = FuriosaChat(temperature=0, max_tokens=3)
+    cut = short.with_structured_output(Person, include_raw=True).invoke(ADA)
+    assert cut["parsed"] is None and cut["parsing_error"] is not None
+    with pytest.raises(ValueError, match="method"):
+        short.with_structured_output(Person, method="xml")  # type: ignore[arg-type]

@@ -9,14 +9,28 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from furiosa_integrations.langchain import FuriosaChat
 
-# Short, greedy generations keep the integration suite fast. 64 tokens still fit a whole
-# joke object for the structured-output tests (decoding is constrained, so the JSON is
-# valid once it is complete). Greedy decoding makes the 135M default model repeat itself
-# ("a cat is a cat, a cat is a cat, ...") until max_tokens cuts a JSON string short; a
-# mild repetition penalty, as commonly used with small models, lets it finish.
-# The unit suite builds the model with its own max_tokens and stop on top of these
-# params, so it gets none.
-PARAMS = {"max_tokens": 64, "temperature": 0, "repetition_penalty": 1.1}
+# Greedy generations on the 135M default model. What each setting is for:
+# - max_tokens: a cap well above what the answers need (a tool call with CJK arguments
+#   takes ~80 tokens); most generations end on their own much earlier.
+# - repetition_penalty: greedy decoding makes the tiny model repeat itself inside a
+#   constrained JSON string ("sampu, sampu, sampu, ...") until max_tokens cuts the
+#   object short; a mild penalty lets it close the object. (Much more than 1.08 starts
+#   to push copied tool arguments away from the prompt's values.)
+# - parallel_tool_calls=False: under a forced tool_choice the tiny model repeats the
+#   same call again and again; one call per turn is what these tests expect.
+# - force_tool_call_on_user_turn: the tiny model never chooses a tool on its own under
+#   tool_choice="auto"; this FuriosaChat option requires a call while the conversation
+#   ends with the user's message and lets the model answer after a tool result, so the
+#   agent-loop test sees a real call and a real answer.
+# The unit suite builds the model with its own max_tokens and stop on top of
+# chat_model_params, so it gets none of these.
+PARAMS = {
+    "max_tokens": 128,
+    "temperature": 0,
+    "repetition_penalty": 1.08,
+    "parallel_tool_calls": False,
+    "force_tool_call_on_user_turn": True,
+}
 
 
 class TestFuriosaChatUnit(ChatModelUnitTests):

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage, message_chunk_to_message
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -78,6 +78,18 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
     chat_template_kwargs: dict[str, Any] | None = None
     """Extra variables for the model's chat template (for example ``enable_thinking``)."""
 
+    parallel_tool_calls: bool | None = None
+    """``False``: at most one tool call per turn (generation ends after it). ``None`` or
+    ``True``: the model may make several calls in one turn. Also a ``bind_tools`` and
+    per-call option."""
+
+    force_tool_call_on_user_turn: bool = False
+    """When tools are bound without a ``tool_choice``, require a tool call while the
+    conversation ends with a user message, and let the model answer freely once it ends
+    with a tool result. Small models (like the 135M default) almost never decide to call
+    a tool on their own; this makes agent loops such as LangGraph's ``create_react_agent``
+    work with them. An explicit ``tool_choice`` always wins."""
+
     # ---- identity ----
 
     @property
@@ -113,14 +125,24 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         """The engine to use and the arguments of its ``stream`` call."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
+        tools = options.pop("tools", None)
+        tool_choice = options.pop("tool_choice", None)
+        if tools and tool_choice is None and self.force_tool_call_on_user_turn:
+            if messages and isinstance(messages[-1], HumanMessage):
+                tool_choice = "required"
+        params = self._sampling_params(stop, options)
+        parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
+        if parallel is not None:
+            # The engine reads OpenAI's parallel_tool_calls from extra_args.
+            params = params.clone(extra_args={**params.extra_args, "parallel_tool_calls": parallel})
         request = {
             "messages": to_engine_messages(messages),
-            "tools": options.pop("tools", None),
-            "tool_choice": options.pop("tool_choice", None),
+            "tools": tools,
+            "tool_choice": tool_choice,
             "chat_template_kwargs": options.pop("chat_template_kwargs", self.chat_template_kwargs),
             # A caller-chosen id (unique among requests in flight) lets it abort the request.
             "request_id": options.pop("request_id", None),
-            "params": self._sampling_params(stop, options),
+            "params": params,
         }
         options.pop("stream", None)  # LangChain's own switch, already acted on
         reject_unknown(options)
@@ -230,7 +252,8 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
                 ``"none"``: no tool calls; ``"any"``/``"required"``/``True``: at least one
                 tool call, enforced by constrained decoding; a tool's name (or
                 ``{"type": "function", "function": {"name": ...}}``): a call to that tool.
-            kwargs: Further call options to bind (sampling fields, ``parallel_tool_calls``).
+            kwargs: Further call options to bind: ``parallel_tool_calls=False`` allows at most
+                one call per turn; sampling fields.
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         choice = _tool_choice(tool_choice, [tool["function"]["name"] for tool in formatted])
