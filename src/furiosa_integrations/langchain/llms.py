@@ -11,7 +11,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from ..engine import AsyncEngine, SamplingParams, Usage
+from ..engine import AsyncEngine, Usage
 from ..engine import GenerationChunk as EngineChunk
 from .engine_fields import EngineFields, async_stream, sync_stream
 from .messages import generation_info, logprobs_info
@@ -64,28 +64,33 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
     # ---- the one streaming code path ----
 
     def _request(
-        self, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[AsyncEngine, SamplingParams]:
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AsyncEngine, dict[str, Any]]:
+        """The engine to use and the arguments of its ``stream`` call."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
-        params = self._sampling_params(stop, options)
-        options.pop("stream", None)
+        request = {
+            "prompt": prompt,
+            "params": self._sampling_params(stop, options),
+            "request_id": options.pop("request_id", None),
+        }
+        options.pop("stream", None)  # LangChain's own switch, already acted on
         reject_unknown(options)
-        return engine, params
+        return engine, request
 
     def _iter_chunks(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
-        engine, params = self._request(stop, kwargs)
-        with closing(sync_stream(engine.stream_sync(prompt, params=params))) as stream:
+        engine, request = self._request(prompt, stop, kwargs)
+        with closing(sync_stream(engine.stream_sync(**request))) as stream:
             for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
     async def _aiter_chunks(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AsyncIterator[tuple[int, GenerationChunk, Usage | None]]:
-        engine, params = self._request(stop, kwargs)
-        async with aclosing(async_stream(engine.stream(prompt, params=params))) as stream:
+        engine, request = self._request(prompt, stop, kwargs)
+        async with aclosing(async_stream(engine.stream(**request))) as stream:
             async for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
