@@ -12,6 +12,9 @@ enforced by a structural-tag constraint:
 - ``required``: the whole output is one or more calls of offered tools;
 - a named tool: the whole output is exactly one call of that tool;
 - ``none``: tools are not rendered and no call is parsed.
+
+``SamplingParams.extra_args["parallel_tool_calls"] = False`` (OpenAI's option) allows at
+most one call per turn in every mode.
 """
 
 from __future__ import annotations
