@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from furiosa_integrations import FuriosaChat as TopLevelChat
-from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
-from furiosa_integrations.langchain import FuriosaChat
+from furiosa_integrations.engine import AsyncEngine, InvalidRequestError, SamplingParams
+from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
 from furiosa_integrations.langchain.chat_models import _tool_choice
 from furiosa_integrations.langchain.messages import to_engine_messages
 
@@ -93,6 +93,20 @@ def test_image_content_is_refused_on_a_text_only_model(chat: FuriosaChat) -> Non
     url = HumanMessage([{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}])
     with pytest.raises(InvalidRequestError, match="text-only"):
         list(chat.stream([url]))
+
+
+def test_every_engine_sampling_option_is_a_field() -> None:
+    # output_kind is how the engine streams (the adapters always take deltas) and
+    # extra_args is the engine's free-form channel; everything else is a documented field.
+    options = set(SamplingParams.__dataclass_fields__) - {"output_kind", "extra_args"}
+    assert options <= set(FuriosaChat.model_fields)
+    assert options <= set(FuriosaLLM.model_fields)
+    for name in options:
+        assert FuriosaChat.model_fields[name].description, name  # documented
+    chat = FuriosaChat(max_tokens=9, top_k=5, stop=["x"])
+    params = chat._sampling_params(None, {"top_k": 3, "seed": 7})
+    assert (params.max_tokens, params.top_k, params.seed, params.stop) == (9, 3, 7, ["x"])
+    assert params.temperature == SamplingParams().temperature  # unset: the engine's default
 
 
 # ---- generation ----

@@ -20,7 +20,9 @@ from ..models.resolve import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 class EngineFields(BaseModel):
     """Fields that choose the engine; subclasses set ``_task``."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, protected_namespaces=(), use_attribute_docstrings=True
+    )
 
     model: str | None = None
     """Model to serve: a local transformers model directory or ``.gguf`` file.

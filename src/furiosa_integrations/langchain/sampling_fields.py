@@ -38,7 +38,9 @@ SAMPLING_OPTIONS = (
 class SamplingFields(BaseModel):
     """Generation options; see the engine's ``SamplingParams`` for the exact semantics."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, protected_namespaces=(), use_attribute_docstrings=True
+    )
 
     max_tokens: int | None = 256
     """Most tokens to generate per completion; ``None`` means up to the context length."""
