@@ -70,7 +70,9 @@ def main() -> None:
         f"in {time.perf_counter() - start:.2f}s\n"
     )
 
-    answer = PROMPT | FuriosaChat(temperature=0, max_tokens=96) | StrOutputParser()
+    # The 135M default model tends to restate its answer; one paragraph is the answer.
+    llm = FuriosaChat(temperature=0, max_tokens=96, stop=["\n\n"])
+    answer = PROMPT | llm | StrOutputParser()
     chain = RunnableParallel(context=retriever, question=RunnablePassthrough()).assign(
         answer=(lambda x: {"context": join(x["context"]), "question": x["question"]}) | answer
     )
