@@ -169,7 +169,7 @@ def test_sampling_fields_are_overridable_per_call(chat: FuriosaChat) -> None:
 def test_n_completions(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
     result = chat.generate([[HumanMessage(COUNT)]], n=2, max_tokens=4)
     assert len(result.generations[0]) == 2
-    with pytest.raises(ValueError, match="n=1"):
+    with pytest.raises(ValueError, match="n=2"):
         list(chat.stream(COUNT, n=2))
     wait_idle_sync(chat_engine)
 

@@ -112,7 +112,7 @@ def test_n_completions(chat_engine: AsyncEngine) -> None:
     llm = FuriosaLLM(temperature=0.8, seed=1, n=2, max_tokens=6)
     result = llm.generate([COUNT])
     assert len(result.generations[0]) == 2
-    with pytest.raises(ValueError, match="n=1"):
+    with pytest.raises(ValueError, match="n=2"):
         list(llm.stream(COUNT))
     wait_idle_sync(chat_engine)
 

@@ -18,7 +18,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from ..engine import AsyncEngine, GenerationChunk, InvalidRequestError, Usage
 from .engine_fields import EngineFields, async_stream, sync_stream
 from .messages import generation_info, logprobs_info, to_engine_messages, to_message_chunk
-from .sampling_fields import SamplingFields, reject_unknown
+from .sampling_fields import SamplingFields, check_streamable, reject_unknown
 from .structured_output import Method, structured_output
 
 ToolChoice = dict[str, Any] | str | bool | None
@@ -149,18 +149,30 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         return engine, request
 
     def _iter_chunks(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
     ) -> Iterator[tuple[int, ChatGenerationChunk, Usage | None]]:
         engine, request = self._request(messages, stop, kwargs)
+        if streaming:
+            check_streamable(request["params"])
         convert = _ChunkConverter(engine.model_name)
         with closing(sync_stream(engine.stream_sync(**request))) as stream:
             for chunk in stream:
                 yield chunk.index, convert(chunk), chunk.usage
 
     async def _aiter_chunks(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
     ) -> AsyncIterator[tuple[int, ChatGenerationChunk, Usage | None]]:
         engine, request = self._request(messages, stop, kwargs)
+        if streaming:
+            check_streamable(request["params"])
         convert = _ChunkConverter(engine.model_name)
         async with aclosing(async_stream(engine.stream(**request))) as stream:
             async for chunk in stream:
@@ -173,8 +185,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for index, chunk, _ in self._iter_chunks(messages, stop, kwargs):
-            _single(index)
+        for _, chunk, _ in self._iter_chunks(messages, stop, kwargs, streaming=True):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -186,8 +197,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for index, chunk, _ in self._aiter_chunks(messages, stop, kwargs):
-            _single(index)
+        async for _, chunk, _ in self._aiter_chunks(messages, stop, kwargs, streaming=True):
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -288,11 +298,6 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         if kwargs:
             raise ValueError(f"Unsupported arguments {sorted(kwargs)}")
         return structured_output(self, schema, method=method, include_raw=include_raw)
-
-
-def _single(index: int) -> None:
-    if index != 0:
-        raise ValueError("Streaming supports one completion per request; set n=1")
 
 
 def _tool_choice(choice: ToolChoice, names: list[str]) -> str | dict[str, Any] | None:

@@ -15,7 +15,7 @@ from ..engine import AsyncEngine, Usage
 from ..engine import GenerationChunk as EngineChunk
 from .engine_fields import EngineFields, async_stream, sync_stream
 from .messages import generation_info, logprobs_info
-from .sampling_fields import SamplingFields, reject_unknown
+from .sampling_fields import SamplingFields, check_streamable, reject_unknown
 
 T = TypeVar("T")
 
@@ -79,17 +79,21 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         return engine, request
 
     def _iter_chunks(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
     ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
         engine, request = self._request(prompt, stop, kwargs)
+        if streaming:
+            check_streamable(request["params"])
         with closing(sync_stream(engine.stream_sync(**request))) as stream:
             for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
     async def _aiter_chunks(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
     ) -> AsyncIterator[tuple[int, GenerationChunk, Usage | None]]:
         engine, request = self._request(prompt, stop, kwargs)
+        if streaming:
+            check_streamable(request["params"])
         async with aclosing(async_stream(engine.stream(**request))) as stream:
             async for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
@@ -101,8 +105,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        for index, chunk, _ in self._iter_chunks(prompt, stop, kwargs):
-            _single(index)
+        for _, chunk, _ in self._iter_chunks(prompt, stop, kwargs, streaming=True):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -114,8 +117,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        async for index, chunk, _ in self._aiter_chunks(prompt, stop, kwargs):
-            _single(index)
+        async for _, chunk, _ in self._aiter_chunks(prompt, stop, kwargs, streaming=True):
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -162,11 +164,6 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
 
         results = await asyncio.gather(*(complete(prompt) for prompt in prompts))
         return _llm_result(list(results), self._model_label(kwargs.get("model")))
-
-
-def _single(index: int) -> None:
-    if index != 0:
-        raise ValueError("Streaming supports one completion per request; set n=1")
 
 
 def _to_chunk(chunk: EngineChunk, model_name: str) -> GenerationChunk:

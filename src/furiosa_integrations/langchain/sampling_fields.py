@@ -131,6 +131,12 @@ class SamplingFields(BaseModel):
         return params
 
 
+def check_streamable(params: SamplingParams) -> None:
+    """A stream carries one completion; refuse ``n > 1`` before anything is queued."""
+    if params.n != 1:
+        raise ValueError(f"Streaming returns one completion per request; got n={params.n}")
+
+
 def reject_unknown(kwargs: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
     """Raise on call options nobody consumed, so a typo does not pass silently."""
     unknown = sorted(set(kwargs) - set(allowed))
