@@ -214,6 +214,8 @@ def test_engine_is_shared_and_can_be_given(chat_engine: AsyncEngine) -> None:
     assert TopLevelChat is FuriosaChat
     assert FuriosaChat()._get_engine() is chat_engine
     assert FuriosaChat(engine=chat_engine)._get_engine() is chat_engine
+    # backend="auto" is torch on a machine without an NPU: the same shared engine.
+    assert FuriosaChat(backend="torch")._get_engine() is chat_engine
     params = FuriosaChat(temperature=0.5)._get_ls_params(stop=["x"], model="other")
     assert params["ls_provider"] == "furiosa"
     assert params["ls_model_name"] == "other"
