@@ -27,7 +27,7 @@ from .decoder import LlamaFamilyDecoder, PrefillSegment
 from .device import pick_device, pick_dtype
 from .loader import eos_token_ids, load_causal_lm
 from .sampler import SamplingState, TokenConstraint, sample
-from .worker import EngineThread, loop_sink
+from .worker import EngineThread, LoopSink, deliver_all, loop_sink
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class _Request:
     prompt_token_ids: list[int]
     max_tokens: int
     state: SamplingState
-    sink: Callable[[Any], bool]
+    sink: LoopSink
     slot: int = -1
     cached_len: int = 0  # tokens whose K/V are in the slot
     num_cached_prompt_tokens: int = 0
@@ -338,10 +338,22 @@ class TorchGenerationEngine(EngineThread):
 
     def _sample_and_emit(self, requests: list[_Request], logits: torch.Tensor) -> None:
         tokens, logprobs = sample(logits, [r.state for r in requests])
+        running: list[_Request] = []
+        steps: list[tuple[LoopSink, NativeStep]] = []
         for request, token, logprob in zip(requests, tokens, logprobs, strict=True):
-            self._append_token(request, token, logprob)
+            step = self._append_token(request, token, logprob)
+            if step is not None:
+                running.append(request)
+                steps.append((request.sink, step))
+        for request, delivered in zip(running, deliver_all(steps), strict=True):
+            if not delivered:  # the caller's event loop is gone
+                self._finish(request, NativeStep([], finish_reason="abort"))
 
-    def _append_token(self, request: _Request, token: int, logprob: NativeLogprob | None) -> None:
+    def _append_token(
+        self, request: _Request, token: int, logprob: NativeLogprob | None
+    ) -> NativeStep | None:
+        """Record ``token``; a finished request gets its last step now, a running one's step
+        is returned for delivery with the rest of the batch."""
         state = request.state
         state.output_token_ids.append(token)
         if state.constraint is not None:
@@ -367,10 +379,9 @@ class TorchGenerationEngine(EngineThread):
         )
         if finish is not None:
             self._finish(request, step)
-        else:
-            request.pending_token = token
-            if not request.sink(step):  # the caller's event loop is gone
-                self._finish(request, NativeStep([], finish_reason="abort"))
+            return None
+        request.pending_token = token
+        return step
 
     def _finish(self, request: _Request, final: NativeStep | BaseException) -> None:
         """Emit the last output, free the slot (keeping slots compact) and the id."""

@@ -119,10 +119,26 @@ def _apply_constraints(logits: torch.Tensor, states: Sequence[SamplingState]) ->
         apply_bitmask(logits, bitmask, packed_rows)
 
 
+def _is_plain_greedy(state: SamplingState) -> bool:
+    """Greedy with nothing to apply first: no penalties, bans, grammar or logprobs."""
+    p = state.params
+    return (
+        p.greedy
+        and state.constraint is None
+        and p.logprobs is None
+        and p.repetition_penalty == 1.0
+        and not p.presence_penalty
+        and not p.frequency_penalty
+        and len(state.output_token_ids) >= p.min_tokens
+    )
+
+
 def sample(
     logits: torch.Tensor, states: Sequence[SamplingState]
 ) -> tuple[list[int], list[NativeLogprob | None]]:
     """Choose one token per row of ``logits`` ``[B, V]``."""
+    if all(_is_plain_greedy(s) for s in states):  # the common case: one argmax, no row loop
+        return torch.argmax(logits, dim=-1).tolist(), [None] * len(states)
     for row, state in enumerate(states):
         row_logits = logits[row]
         _apply_penalties(row_logits, state)

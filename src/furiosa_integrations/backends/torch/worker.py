@@ -18,17 +18,47 @@ from ...engine.errors import EngineDeadError
 logger = logging.getLogger(__name__)
 
 
-def loop_sink(loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> Callable[[Any], bool]:
-    """Wrap ``put`` so the engine thread can call it; returns False when the loop is gone."""
+class LoopSink:
+    """Hands items from the engine thread to a callback on the caller's event loop."""
 
-    def sink(item: Any) -> bool:
+    __slots__ = ("loop", "put")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> None:
+        self.loop = loop
+        self.put = put
+
+    def __call__(self, item: Any) -> bool:
+        """Deliver one item; returns False when the loop is gone."""
         try:
-            loop.call_soon_threadsafe(put, item)
+            self.loop.call_soon_threadsafe(self.put, item)
             return True
         except RuntimeError:  # the caller's event loop was closed
             return False
 
-    return sink
+
+def loop_sink(loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> LoopSink:
+    return LoopSink(loop, put)
+
+
+def deliver_all(items: list[tuple[LoopSink, Any]]) -> list[bool]:
+    """Deliver a whole step's items with one wake-up per event loop instead of one per item;
+    returns, per item, whether its loop was still there."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], Any]]] = {}
+    for sink, item in items:
+        by_loop.setdefault(sink.loop, []).append((sink.put, item))
+    alive: dict[asyncio.AbstractEventLoop, bool] = {}
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, batch)
+            alive[loop] = True
+        except RuntimeError:
+            alive[loop] = False
+    return [alive[sink.loop] for sink, _ in items]
+
+
+def _put_all(batch: list[tuple[Callable[[Any], None], Any]]) -> None:
+    for put, item in batch:
+        put(item)
 
 
 class EngineThread:
