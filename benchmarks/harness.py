@@ -57,6 +57,9 @@ def _worker_main(
     conn: Connection, factory: str, kwargs: dict[str, Any], env: dict[str, str]
 ) -> None:
     os.environ.update(env)
+    # The driver keeps our package from setting its OpenMP policy in the driver (its env is
+    # inherited); each contender's process starts as a user's would.
+    os.environ.pop("FURIOSA_KEEP_OMP_WAIT_POLICY", None)
     threads = env.get("BENCH_TORCH_THREADS")
     try:
         if threads:
@@ -192,6 +195,9 @@ class Settings:
     quick: bool = False
     repeats: int = 3
     threads: int | None = None  # torch threads in every worker; None keeps torch's default
+    # OMP_WAIT_POLICY forced on every process, ours and the peers' alike; "" leaves each
+    # as its libraries make it (our package asks for PASSIVE, see openmp_env).
+    omp_wait_policy: str = ""
     only: list[str] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -200,6 +206,8 @@ class Settings:
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
+        if self.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = self.omp_wait_policy
         if self.threads:
             env["BENCH_TORCH_THREADS"] = str(self.threads)
         return env

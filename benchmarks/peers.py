@@ -1,7 +1,9 @@
 """Build the peers a user would otherwise pick, on the same local model files as ours.
 
 Everything loads from the directories ``resolve_model`` gives our engine (the converted
-SmolLM2 and the bundled MiniLM), fp32 on CPU, with the Hub offline.
+SmolLM2 and the bundled MiniLM), fp32 on CPU, with the Hub offline. The driver resolves
+the directories and hands them to the peers' processes, which never import our package
+(so nothing it sets at import, such as its OpenMP wait policy, reaches a peer).
 """
 
 from __future__ import annotations
@@ -13,22 +15,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def chat_model_dir() -> str:
+    """The converted default chat model's directory (call in the driver)."""
     from furiosa_integrations.models.resolve import resolve_model
 
     return str(resolve_model(None, "generate").path)
 
 
 def embedding_model_dir() -> str:
+    """The default embedding model's directory (call in the driver)."""
     from furiosa_integrations.models.resolve import resolve_model
 
     return str(resolve_model(None, "embed").path)
 
 
-def chat_huggingface(max_new_tokens: int, min_new_tokens: int = 0) -> Any:
+def chat_huggingface(path: str, max_new_tokens: int, min_new_tokens: int = 0) -> Any:
     """``ChatHuggingFace(llm=HuggingFacePipeline(...))``, greedy, ``max_new_tokens`` each."""
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
 
-    path = chat_model_dir()
     pipeline_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
     if min_new_tokens:
         pipeline_kwargs["min_new_tokens"] = min_new_tokens
@@ -49,11 +52,10 @@ class StaticGenerate:
     of ``batch_size``; every row runs to the batch's longest ``max_tokens``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = chat_model_dir()
         self.torch = torch
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
@@ -85,11 +87,11 @@ class StaticGenerate:
         return outputs
 
 
-def huggingface_embeddings() -> Any:
+def huggingface_embeddings(path: str) -> Any:
     from langchain_huggingface import HuggingFaceEmbeddings
 
     return HuggingFaceEmbeddings(
-        model_name=embedding_model_dir(),
+        model_name=path,
         model_kwargs={"device": "cpu"},
         encode_kwargs={"normalize_embeddings": True},
     )

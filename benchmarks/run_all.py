@@ -28,6 +28,12 @@ def main() -> None:
         "--threads", type=int, help="torch threads in every process (default: torch's)"
     )
     parser.add_argument(
+        "--omp-wait-policy",
+        default="",
+        help="force OMP_WAIT_POLICY (PASSIVE or ACTIVE) on every process, ours and the "
+        "peers'; by default each process keeps what its libraries choose",
+    )
+    parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}"
     )
     args = parser.parse_args()
@@ -35,12 +41,14 @@ def main() -> None:
         quick=args.quick,
         repeats=args.repeats or (1 if args.quick else 3),
         threads=args.threads,
+        omp_wait_policy=args.omp_wait_policy,
         only=[w for w in args.only.split(",") if w],
     )
     unknown = set(settings.only) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {sorted(unknown)}")
     os.environ.update(settings.env())
+    os.environ["FURIOSA_KEEP_OMP_WAIT_POLICY"] = "1"  # the driver resolves paths with our package
     start = time.perf_counter()
     rows: list[Row] = []
     for name in settings.only or WORKLOADS:
@@ -58,7 +66,9 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, threads "
-        f"{settings.threads or torch.get_num_threads()}, repeats {settings.repeats}, "
+        f"{settings.threads or torch.get_num_threads()}, "
+        f"OMP_WAIT_POLICY={settings.omp_wait_policy or 'as each library sets it'}, "
+        f"repeats {settings.repeats}, "
         f"took {minutes:.1f} min. Each contender runs in its own process (peak RSS is that "
         "process's), after a warm-up, alternating with the others. Ratios > 1 mean ours is "
         "better. The machine is shared with other jobs, so absolute figures are noisy; the "

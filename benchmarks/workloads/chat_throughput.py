@@ -13,6 +13,7 @@ from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare
 from ..inputs import chat_messages
+from ..peers import chat_model_dir
 
 OURS = "FuriosaChat.abatch"
 PEER = "ChatHuggingFace.batch"
@@ -30,10 +31,10 @@ def furiosa_chat() -> Runner:
     return run
 
 
-def chat_huggingface() -> Runner:
+def chat_huggingface(path: str) -> Runner:
     from ..peers import chat_huggingface as build
 
-    chat = build(max_new_tokens=64)
+    chat = build(path, max_new_tokens=64)
 
     def run(case: dict[str, Any]) -> dict[str, float]:
         tokens = case["tokens"]
@@ -44,10 +45,10 @@ def chat_huggingface() -> Runner:
     return run
 
 
-def static_generate() -> Runner:
+def static_generate(path: str) -> Runner:
     from ..peers import StaticGenerate
 
-    model = StaticGenerate()
+    model = StaticGenerate(path)
 
     def run(case: dict[str, Any]) -> dict[str, float]:
         n, tokens = case["n"], case["tokens"]
@@ -58,11 +59,11 @@ def static_generate() -> Runner:
 
 
 def run(settings: Settings) -> list[Row]:
-    sizes, tokens = ((8, 32), 32) if settings.quick else ((16, 64), 64)
+    sizes, tokens = ((8, 16), 32) if settings.quick else ((16, 64), 64)
     contenders = [
         Contender(OURS, f"{__name__}:furiosa_chat"),
-        Contender(PEER, f"{__name__}:chat_huggingface"),
-        Contender(CEILING, f"{__name__}:static_generate"),
+        Contender(PEER, f"{__name__}:chat_huggingface", {"path": chat_model_dir()}),
+        Contender(CEILING, f"{__name__}:static_generate", {"path": chat_model_dir()}),
     ]
     cases = [
         (

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, compare
 from ..inputs import chunks, queries
+from ..peers import embedding_model_dir
 
 OURS = "FuriosaEmbeddings"
 PEER = "HuggingFaceEmbeddings"
@@ -39,10 +40,10 @@ def furiosa_embeddings() -> Runner:
     return _runner(FuriosaEmbeddings())
 
 
-def huggingface_embeddings() -> Runner:
+def huggingface_embeddings(path: str) -> Runner:
     from ..peers import huggingface_embeddings as build
 
-    return _runner(build())
+    return _runner(build(path))
 
 
 def run(settings: Settings) -> list[Row]:
@@ -54,7 +55,7 @@ def run(settings: Settings) -> list[Row]:
         "embeddings",
         [
             Contender(OURS, f"{__name__}:furiosa_embeddings"),
-            Contender(PEER, f"{__name__}:huggingface_embeddings"),
+            Contender(PEER, f"{__name__}:huggingface_embeddings", {"path": embedding_model_dir()}),
         ],
         [
             (doc_case, {"kind": "documents", "n": docs}, Metric("rate", "docs/s", work=docs)),

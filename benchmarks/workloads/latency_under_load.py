@@ -22,6 +22,7 @@ from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, compare
 from ..inputs import chat_messages
+from ..peers import chat_model_dir
 
 OURS = "FuriosaChat.astream"
 PEER = "ChatHuggingFace.stream (FIFO)"
@@ -96,10 +97,10 @@ def furiosa_chat() -> Runner:
     return run
 
 
-def chat_huggingface() -> Runner:
+def chat_huggingface(path: str) -> Runner:
     from ..peers import chat_huggingface as build
 
-    chat = build(max_new_tokens=64)
+    chat = build(path, max_new_tokens=64)
 
     def run(case: dict[str, Any]) -> dict[str, float]:
         jobs: queue.Queue[tuple[Any, int, float, bool] | None] = queue.Queue()
@@ -148,7 +149,7 @@ def run(settings: Settings) -> list[Row]:
         "latency under load",
         [
             Contender(OURS, f"{__name__}:furiosa_chat"),
-            Contender(PEER, f"{__name__}:chat_huggingface"),
+            Contender(PEER, f"{__name__}:chat_huggingface", {"path": chat_model_dir()}),
         ],
         [(name, case, Metric("ttft_ms", "ms TTFT (median)", higher_is_better=False))],
         settings,

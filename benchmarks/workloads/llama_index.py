@@ -14,6 +14,7 @@ from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, compare
 from ..inputs import chat_messages, chunks
+from ..peers import chat_model_dir, embedding_model_dir
 
 OURS_LLM = "FuriosaLLM.achat"
 PEER_LLM = "HuggingFaceLLM.achat"
@@ -44,13 +45,10 @@ def furiosa_llm(tokens: int) -> Runner:
     return _chat_runner(FuriosaLLM(temperature=0, max_tokens=tokens))
 
 
-def huggingface_llm(tokens: int) -> Runner:
+def huggingface_llm(path: str, tokens: int) -> Runner:
     import torch
     from llama_index.llms.huggingface import HuggingFaceLLM
 
-    from ..peers import chat_model_dir
-
-    path = chat_model_dir()
     llm = HuggingFaceLLM(
         model_name=path,
         tokenizer_name=path,
@@ -78,12 +76,10 @@ def furiosa_embedding() -> Runner:
     return _embed_runner(FuriosaEmbedding())
 
 
-def huggingface_embedding() -> Runner:
+def huggingface_embedding(path: str) -> Runner:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from ..peers import embedding_model_dir
-
-    return _embed_runner(HuggingFaceEmbedding(model_name=embedding_model_dir(), device="cpu"))
+    return _embed_runner(HuggingFaceEmbedding(model_name=path, device="cpu"))
 
 
 def run(settings: Settings) -> list[Row]:
@@ -94,7 +90,11 @@ def run(settings: Settings) -> list[Row]:
         "LlamaIndex",
         [
             Contender(OURS_LLM, f"{__name__}:furiosa_llm", {"tokens": tokens}),
-            Contender(PEER_LLM, f"{__name__}:huggingface_llm", {"tokens": tokens}),
+            Contender(
+                PEER_LLM,
+                f"{__name__}:huggingface_llm",
+                {"path": chat_model_dir(), "tokens": tokens},
+            ),
         ],
         [(chat_case, {"n": n}, Metric("rate", "req/s", work=n))],
         settings,
@@ -105,7 +105,9 @@ def run(settings: Settings) -> list[Row]:
         "LlamaIndex",
         [
             Contender(OURS_EMBED, f"{__name__}:furiosa_embedding"),
-            Contender(PEER_EMBED, f"{__name__}:huggingface_embedding"),
+            Contender(
+                PEER_EMBED, f"{__name__}:huggingface_embedding", {"path": embedding_model_dir()}
+            ),
         ],
         [(embed_case, {"n": docs}, Metric("rate", "docs/s", work=docs))],
         settings,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, compare
 from ..inputs import chat_messages, mixed_lengths
+from ..peers import chat_model_dir
 
 OURS = "FuriosaChat (concurrent ainvoke)"
 CEILING = "transformers static generate"
@@ -38,10 +39,10 @@ def furiosa_chat() -> Runner:
     return run
 
 
-def static_generate() -> Runner:
+def static_generate(path: str) -> Runner:
     from ..peers import StaticGenerate
 
-    model = StaticGenerate()
+    model = StaticGenerate(path)
 
     def run(case: dict[str, Any]) -> dict[str, float]:
         n = case["n"]
@@ -59,7 +60,7 @@ def run(settings: Settings) -> list[Row]:
         "mixed lengths",
         [
             Contender(OURS, f"{__name__}:furiosa_chat"),
-            Contender(CEILING, f"{__name__}:static_generate"),
+            Contender(CEILING, f"{__name__}:static_generate", {"path": chat_model_dir()}),
         ],
         [(case, {"n": n, "low": low, "high": high}, Metric("rate", "tok/s", work=work))],
         settings,
