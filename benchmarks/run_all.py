@@ -77,6 +77,8 @@ def main() -> None:
     stem = "RESULTS-quick" if settings.quick else "RESULTS"
     if settings.only:
         stem += "-" + "-".join(settings.only)
+    if settings.omp_wait_policy:
+        stem += f"-omp-{settings.omp_wait_policy.lower()}"
     path = write_results(rows, header, stem)
     log(f"wrote {path} ({minutes:.1f} min)")
 
