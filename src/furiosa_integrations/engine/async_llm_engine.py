@@ -14,8 +14,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from .async_engine import AsyncEngine
-from .engine_args import AsyncEngineArgs, EngineArgs
 from .errors import InvalidRequestError
+from .llm_engine_base import LLMEngineBase
 from .outputs import GenerationChunk
 from .request_outputs import (
     PoolingOutput,
@@ -52,7 +52,7 @@ def split_prompt(prompt: PromptType) -> tuple[str | list[int], list[Any]]:
     raise InvalidRequestError("prompt dict needs 'prompt' or 'prompt_token_ids'")
 
 
-class AsyncLLMEngine:
+class AsyncLLMEngine(LLMEngineBase):
     """vLLM's ``AsyncLLMEngine`` API over the shared engine (any backend).
 
     Build it with ``from_engine_args`` (the seed's way), ``from_engine`` (around an
@@ -60,41 +60,8 @@ class AsyncLLMEngine:
     """
 
     def __init__(self, engine: AsyncEngine, *, seed: int | None = None, owns_engine: bool = False):
-        self.engine = engine
-        self.seed = seed
-        self._owns_engine = owns_engine
+        super().__init__(engine, seed=seed, owns_engine=owns_engine)
         self._seeds = itertools.count()
-
-    # ---- construction ----
-
-    @classmethod
-    def from_engine_args(cls, args: AsyncEngineArgs | EngineArgs) -> AsyncLLMEngine:
-        from .engine_factory import engine_from_args
-
-        engine, owned = engine_from_args(args)
-        return cls(engine, seed=args.seed, owns_engine=owned)
-
-    @classmethod
-    def from_engine(cls, engine: AsyncEngine) -> AsyncLLMEngine:
-        """Wrap an existing engine (shared, so this wrapper never shuts it down)."""
-        return cls(engine)
-
-    @classmethod
-    def from_llm(cls, llm: Any) -> AsyncLLMEngine:
-        """Wrap a furiosa-llm ``LLM`` (its native engine, tokenizer and limits)."""
-        from ..backends.furiosa import furiosa_engine_from_llm
-
-        return cls(furiosa_engine_from_llm(llm))
-
-    # ---- model facts ----
-
-    @property
-    def max_model_len(self) -> int:
-        return self.engine.max_model_len
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.engine.tokenizer
 
     async def get_tokenizer(self) -> Any:
         return self.engine.tokenizer
@@ -235,14 +202,3 @@ class AsyncLLMEngine:
         """Abort request(s); their streams end with ``finish_reason="abort"``."""
         for rid in [request_id] if isinstance(request_id, str) else request_id:
             await self.engine.abort(rid)
-
-    def shutdown(self) -> None:
-        """Shut the engine down if this wrapper built it (``from_engine_args`` on furiosa)."""
-        if self._owns_engine:
-            self.engine.shutdown()
-
-    def __enter__(self) -> AsyncLLMEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()

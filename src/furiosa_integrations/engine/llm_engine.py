@@ -15,12 +15,11 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from .async_engine import AsyncEngine
 from .async_llm_engine import AsyncLLMEngine, PromptType
-from .engine_args import EngineArgs
 from .errors import DuplicateRequestIdError, EngineDeadError, InvalidRequestError
+from .llm_engine_base import LLMEngineBase
 from .request_outputs import PoolingRequestOutput, RequestOutput
 from .sampling import PoolingParams, SamplingParams
 
@@ -64,7 +63,7 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
         thread.join(timeout=10)
 
 
-class LLMEngine:
+class LLMEngine(LLMEngineBase):
     """vLLM's ``LLMEngine`` API over the shared engine (any backend).
 
     Build it with ``from_engine_args``, ``from_engine`` (around an ``AsyncEngine``) or
@@ -73,8 +72,10 @@ class LLMEngine:
     """
 
     def __init__(self, engine: AsyncEngine, *, seed: int | None = None, owns_engine: bool = False):
-        self._api = AsyncLLMEngine(engine, seed=seed, owns_engine=owns_engine)
-        self.engine = engine
+        super().__init__(engine, seed=seed, owns_engine=owns_engine)
+        # Requests go through the async API (its seeding and validation) on our loop thread;
+        # this wrapper, not that one, owns the engine.
+        self._api = AsyncLLMEngine(engine, seed=seed)
         self._outputs: queue.Queue[Output | _Failure] = queue.Queue()
         self._lock = threading.Lock()
         # Request ids not yet retired by ``step`` (finished, failed) or by an abort.
@@ -86,35 +87,6 @@ class LLMEngine:
         )
         self._thread.start()
         self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
-
-    # ---- construction ----
-
-    @classmethod
-    def from_engine_args(cls, args: EngineArgs) -> LLMEngine:
-        from .engine_factory import engine_from_args
-
-        engine, owned = engine_from_args(args)
-        return cls(engine, seed=args.seed, owns_engine=owned)
-
-    @classmethod
-    def from_engine(cls, engine: AsyncEngine) -> LLMEngine:
-        """Wrap an existing engine (shared, so ``shutdown`` leaves it running)."""
-        return cls(engine)
-
-    @classmethod
-    def from_llm(cls, llm: Any) -> LLMEngine:
-        """Wrap a furiosa-llm ``LLM`` (its native engine, tokenizer and limits)."""
-        from ..backends.furiosa import furiosa_engine_from_llm
-
-        return cls(furiosa_engine_from_llm(llm))
-
-    @property
-    def max_model_len(self) -> int:
-        return self.engine.max_model_len
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.engine.tokenizer
 
     # ---- requests ----
 
@@ -264,10 +236,4 @@ class LLMEngine:
         with self._lock:
             self._active.clear()
         self._finalizer()
-        self._api.shutdown()
-
-    def __enter__(self) -> LLMEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        super().shutdown()
