@@ -213,6 +213,16 @@ class Settings:
         return env
 
 
+def prepare_driver(settings: Settings) -> None:
+    """Set the driver's environment, before anything imports our package.
+
+    Workers inherit it; the driver resolves model paths with our package, whose import
+    would otherwise set its OpenMP policy here and so in every peer's process too.
+    """
+    os.environ.update(settings.env())
+    os.environ["FURIOSA_KEEP_OMP_WAIT_POLICY"] = "1"
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -398,13 +408,13 @@ def chart(rows: list[Row], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_results(rows: list[Row], header: str, stem: str) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    md = RESULTS_DIR / f"{stem}.md"
-    png = RESULTS_DIR / f"{stem}.png"
+def write_results(rows: list[Row], header: str, stem: str, directory: Path = RESULTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    md = directory / f"{stem}.md"
+    png = directory / f"{stem}.png"
     body = f"{header}\n\n{markdown_table(rows)}\n\n![ratios]({png.name})\n"
     md.write_text(body)
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    (directory / f"{stem}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     chart(rows, png, header.splitlines()[0].lstrip("# "))
     return md
 

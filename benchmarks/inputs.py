@@ -24,16 +24,10 @@ _WORDS = (
 ).split()
 
 
-def chat_messages(n: int) -> list[list[dict[str, str]]]:
-    """``n`` one-turn chats, OpenAI-style."""
+def chat_messages(n: int, ask: str = "Write a short story about") -> list[list[dict[str, str]]]:
+    """``n`` one-turn chats, OpenAI-style: "<ask> <topic> (#i)."."""
     return [
-        [
-            {
-                "role": "user",
-                "content": f"Write a short story about {TOPICS[i % len(TOPICS)]} (#{i}).",
-            }
-        ]
-        for i in range(n)
+        [{"role": "user", "content": f"{ask} {TOPICS[i % len(TOPICS)]} (#{i})."}] for i in range(n)
     ]
 
 

@@ -3,6 +3,7 @@
     python -m benchmarks.run_all            # full sizes (the default)
     python -m benchmarks.run_all --quick    # smaller sizes, one repeat: about ten minutes
     python -m benchmarks.run_all --only embeddings,cold_start --repeats 2 --threads 1
+    python -m benchmarks.run_all --quick --only constraints --results-dir /tmp/bench
 
 Writes ``results/RESULTS.md`` (``RESULTS-quick.md`` for --quick), a PNG chart beside
 it and the raw rows as JSON.
@@ -15,8 +16,9 @@ import importlib
 import os
 import platform
 import time
+from pathlib import Path
 
-from .harness import Row, Settings, log, write_results
+from .harness import RESULTS_DIR, Row, Settings, log, prepare_driver, write_results
 from .workloads import WORKLOADS
 
 
@@ -36,6 +38,12 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}"
     )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the table, chart and JSON go (default benchmarks/results/)",
+    )
     args = parser.parse_args()
     settings = Settings(
         quick=args.quick,
@@ -47,8 +55,7 @@ def main() -> None:
     unknown = set(settings.only) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {sorted(unknown)}")
-    os.environ.update(settings.env())
-    os.environ["FURIOSA_KEEP_OMP_WAIT_POLICY"] = "1"  # the driver resolves paths with our package
+    prepare_driver(settings)
     start = time.perf_counter()
     rows: list[Row] = []
     for name in settings.only or WORKLOADS:
@@ -79,7 +86,7 @@ def main() -> None:
         stem += "-" + "-".join(settings.only)
     if settings.omp_wait_policy:
         stem += f"-omp-{settings.omp_wait_policy.lower()}"
-    path = write_results(rows, header, stem)
+    path = write_results(rows, header, stem, args.results_dir)
     log(f"wrote {path} ({minutes:.1f} min)")
 
 

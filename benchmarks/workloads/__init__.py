@@ -10,4 +10,5 @@ WORKLOADS = (
     "llama_index",
     "cold_start",
     "adapter_overhead",
+    "constraints",
 )
