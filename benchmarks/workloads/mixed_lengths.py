@@ -52,18 +52,29 @@ def static_generate(path: str) -> Runner:
     return run
 
 
-def run(settings: Settings) -> list[Row]:
-    n, low, high = (16, 16, 128) if settings.quick else (32, 16, 256)
-    case = f"{n} concurrent, max_tokens {low}..{high}"
-    work = sum(mixed_lengths(n, low, high))
+def compare_sizes(settings: Settings, sizes: list[int], low: int, high: int) -> list[Row]:
+    """One case per concurrency in ``sizes``, max_tokens spread over ``low..high``."""
+    cases = [
+        (
+            f"{n} concurrent, max_tokens {low}..{high}",
+            {"n": n, "low": low, "high": high},
+            Metric("rate", "tok/s", work=sum(mixed_lengths(n, low, high))),
+        )
+        for n in sizes
+    ]
     return compare(
         "mixed lengths",
         [
             Contender(OURS, f"{__name__}:furiosa_chat"),
             Contender(CEILING, f"{__name__}:static_generate", {"path": chat_model_dir()}),
         ],
-        [(case, {"n": n, "low": low, "high": high}, Metric("rate", "tok/s", work=work))],
+        cases,
         settings,
-        targets={(OURS, case): 1.3},
+        targets={(OURS, name): 1.3 for name, _, _ in cases},
         warmup={"n": 2, "low": 4, "high": 8},
     )
+
+
+def run(settings: Settings) -> list[Row]:
+    n, low, high = (16, 16, 128) if settings.quick else (32, 16, 256)
+    return compare_sizes(settings, [n], low, high)
