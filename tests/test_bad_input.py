@@ -96,7 +96,12 @@ LANGCHAIN_CASES: list[Case] = [
     ),
     ("empty-prompt-llm", lambda a: a.lc_llm.invoke(""), InvalidRequestError, "non-empty"),
     # LangChain itself refuses a prompt that is not text or messages, before our code runs.
-    ("non-text-prompt-llm", lambda a: a.lc_llm.invoke(123), ValueError, "Invalid input type"),
+    (
+        "non-text-prompt-llm",
+        lambda a: a.lc_llm.invoke(123),  # type: ignore[arg-type]
+        ValueError,
+        "Invalid input type",
+    ),
     (
         "non-text-content",
         lambda a: a.chat.invoke([HumanMessage(content=[{"type": "audio", "data": "AAAA"}])]),
@@ -339,37 +344,33 @@ def _still_serving_llama_index(adapters: Adapters) -> None:
     assert len(adapters.li_embed.get_query_embedding("still here")) == 384
 
 
-def _raises_before_queuing(
-    adapters: Adapters, call: Callable[[Adapters], Any], error: type[Exception], match: str
+# Each framework's cases, and the request that shows its adapters still serve afterwards.
+FRAMEWORKS: dict[str, tuple[list[Case], Callable[[Adapters], None]]] = {
+    "langchain": (LANGCHAIN_CASES, _still_serving_langchain),
+    "llama_index": (LLAMA_INDEX_CASES, _still_serving_llama_index),
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match", "still_serving"),
+    [
+        pytest.param(call, error, match, still_serving, id=f"{framework}-{name}")
+        for framework, (cases, still_serving) in FRAMEWORKS.items()
+        for name, call, error, match in cases
+    ],
+)
+def test_bad_input_is_a_typed_error_before_queuing(
+    adapters: Adapters,
+    call: Callable[[Adapters], Any],
+    error: type[Exception],
+    match: str,
+    still_serving: Callable[[Adapters], None],
 ) -> None:
     untouched = Untouched(adapters.llm.engine, adapters.li_embed.engine)
     with pytest.raises(error, match=match):
         call(adapters)
     untouched.check()
-
-
-@pytest.mark.parametrize(
-    ("call", "error", "match"),
-    [case[1:] for case in LANGCHAIN_CASES],
-    ids=[case[0] for case in LANGCHAIN_CASES],
-)
-def test_langchain_bad_input_is_a_typed_error_before_queuing(
-    adapters: Adapters, call: Callable[[Adapters], Any], error: type[Exception], match: str
-) -> None:
-    _raises_before_queuing(adapters, call, error, match)
-    _still_serving_langchain(adapters)
-
-
-@pytest.mark.parametrize(
-    ("call", "error", "match"),
-    [case[1:] for case in LLAMA_INDEX_CASES],
-    ids=[case[0] for case in LLAMA_INDEX_CASES],
-)
-def test_llama_index_bad_input_is_a_typed_error_before_queuing(
-    adapters: Adapters, call: Callable[[Adapters], Any], error: type[Exception], match: str
-) -> None:
-    _raises_before_queuing(adapters, call, error, match)
-    _still_serving_llama_index(adapters)
+    still_serving(adapters)
 
 
 async def test_async_calls_raise_at_the_call_too(adapters: Adapters) -> None:
