@@ -33,53 +33,37 @@ PARAMS = {
 }
 
 
-class TestFuriosaChatUnit(ChatModelUnitTests):
+class FuriosaChatSuite:
+    """What both standard suites are told about FuriosaChat (not collected: no Test prefix)."""
+
     @property
     def chat_model_class(self) -> type[FuriosaChat]:
         return FuriosaChat
 
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+
+class TestFuriosaChatUnit(FuriosaChatSuite, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {}
 
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
 
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-
-class TestFuriosaChatIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[FuriosaChat]:
-        return FuriosaChat
-
+class TestFuriosaChatIntegration(FuriosaChatSuite, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return dict(PARAMS)
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
