@@ -28,7 +28,7 @@ LONG = SamplingParams(max_tokens=400, temperature=0.0, ignore_eos=True)
 @pytest.fixture(scope="module")
 def spare_engine(chat_engine: AsyncEngine) -> Iterator[AsyncEngine]:
     """A second engine on the same model, which these tests may break or shut down."""
-    path = chat_engine.native.decoder.model.name_or_path  # type: ignore[attr-defined]
+    path = chat_engine.native.model_path  # type: ignore[attr-defined]
     native = TorchGenerationEngine(path)
     engine = AsyncEngine(native, chat_engine.tokenizer, chat_engine.model_name)
     yield engine
@@ -184,7 +184,7 @@ async def test_shutdown_with_requests_in_flight(spare_engine: AsyncEngine) -> No
 async def test_crashed_engine_thread_says_so(
     chat_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = chat_engine.native.decoder.model.name_or_path  # type: ignore[attr-defined]
+    path = chat_engine.native.model_path  # type: ignore[attr-defined]
     native = TorchGenerationEngine(path)
     engine = AsyncEngine(native, chat_engine.tokenizer, chat_engine.model_name)
     try:

