@@ -144,13 +144,15 @@ async def test_forced_calls_name_an_offered_tool_with_valid_arguments(
 
 
 async def test_required_without_parallel_calls_makes_exactly_one(chat_engine: AsyncEngine) -> None:
-    params = SamplingParams(
-        max_tokens=80, temperature=0.0, extra_args={"parallel_tool_calls": False}
-    )
+    params = SamplingParams(max_tokens=80, temperature=0.0)
     results = await asyncio.gather(
         *(
             chat_engine.generate(
-                messages=_ask(q), tools=TOOLS, tool_choice="required", params=params
+                messages=_ask(q),
+                tools=TOOLS,
+                tool_choice="required",
+                parallel_tool_calls=False,
+                params=params,
             )
             for q in QUESTIONS[:3]
         )
@@ -372,6 +374,34 @@ def test_tools_and_structured_outputs_together_are_refused(chat_engine: AsyncEng
         chat_engine.stream(messages=_ask("hi"), tools=TOOLS, tool_choice="required", params=params)
     # With tool_choice none the tools add no constraint, so the schema applies alone.
     chat_engine.stream(messages=_ask("hi"), tools=TOOLS, tool_choice="none", params=params)
+
+
+def test_parallel_tool_calls_is_an_engine_argument(chat_engine: AsyncEngine) -> None:
+    with pytest.raises(InvalidRequestError, match="parallel_tool_calls must be a bool"):
+        chat_engine.stream(
+            messages=_ask("hi"),
+            tools=TOOLS,
+            parallel_tool_calls="no",  # type: ignore[arg-type]
+            params=GREEDY,
+        )
+    stats = chat_engine.stats()
+    assert stats.request_ids == stats.waiting == stats.running == 0
+
+    def tag_format(plan: Any) -> dict[str, Any]:
+        return plan.params.structured_outputs.structural_tag["format"]
+
+    ask = _ask("Weather?")
+    single = plan_tool_request(
+        chat_engine, ask, TOOLS, "auto", GREEDY, None, parallel_tool_calls=False
+    )
+    assert tag_format(single)["stop_after_first"] is True
+    several = plan_tool_request(chat_engine, ask, TOOLS, "auto", GREEDY, None)
+    assert "stop_after_first" not in tag_format(several)
+    # extra_args is no side channel for it: the engine reads nothing from there.
+    legacy = GREEDY.clone(extra_args={"parallel_tool_calls": False})
+    assert "stop_after_first" not in tag_format(
+        plan_tool_request(chat_engine, ask, TOOLS, "auto", legacy, None)
+    )
 
 
 def test_tool_choice_vocabulary() -> None:

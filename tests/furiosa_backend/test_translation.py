@@ -120,7 +120,14 @@ def test_every_sampling_option_reaches_furiosa_llm() -> None:
         skip_special_tokens=False, output_kind=FuriosaKind.DELTA,
     )  # fmt: skip
     assert native.stop is None  # stop strings are ours, never the native engine's
-    assert native.extra_args == {"note": "x"}
+    assert native.extra_args is None  # no key furiosa-llm reads
+    # Of extra_args, furiosa-llm reads kv_transfer_params (PD disaggregation) only.
+    pd = {"id": "pair-1", "remote_decoder": "h:1"}
+    carried = to_furiosa_sampling_params(
+        SamplingParams(extra_args={"kv_transfer_params": pd, "note": "x"})
+    )
+    assert carried.extra_args == {"kv_transfer_params": pd}
+    assert carried.kv_transfer_params == pd
     kinds = {
         RequestOutputKind.CUMULATIVE: FuriosaKind.CUMULATIVE,
         RequestOutputKind.DELTA: FuriosaKind.DELTA,

@@ -97,7 +97,8 @@ def test_image_content_is_refused_on_a_text_only_model(chat: FuriosaChat) -> Non
 
 def test_every_engine_sampling_option_is_a_field() -> None:
     # output_kind is how the engine streams (the adapters always take deltas) and
-    # extra_args is the engine's free-form channel; everything else is a documented field.
+    # extra_args is furiosa-llm's free-form pass-through; everything else is a documented
+    # field.
     options = set(SamplingParams.__dataclass_fields__) - {"output_kind", "extra_args"}
     assert options <= set(FuriosaChat.model_fields)
     assert options <= set(FuriosaLLM.model_fields)

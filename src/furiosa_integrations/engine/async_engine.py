@@ -156,6 +156,7 @@ class AsyncEngine:
         request_id: str | None,
         chat_template_kwargs: dict[str, Any] | None,
         images: Sequence[Any] | None = None,
+        parallel_tool_calls: bool = True,
     ) -> _Prepared:
         if self.task != "generate":
             raise UnsupportedTaskError(
@@ -171,6 +172,10 @@ class AsyncEngine:
             check_params(params)
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("Give exactly one of prompt or messages")
+        if not isinstance(parallel_tool_calls, bool):
+            raise InvalidRequestError(
+                f"parallel_tool_calls must be a bool, got {parallel_tool_calls!r}"
+            )
         loaded_images = self._load_images(messages, images)
         parser_factory = None
         text: str | None
@@ -178,7 +183,13 @@ class AsyncEngine:
             normalized = normalize_messages(messages, allow_images=self.supports_images)
             if tools or tool_choice not in (None, "none", "auto") or has_tool_history(normalized):
                 plan = plan_tool_request(
-                    self, normalized, list(tools or []), tool_choice, params, chat_template_kwargs
+                    self,
+                    normalized,
+                    list(tools or []),
+                    tool_choice,
+                    params,
+                    chat_template_kwargs,
+                    parallel_tool_calls=parallel_tool_calls,
                 )
                 text, params, parser_factory = plan.prompt, plan.params, plan.parser_factory
             else:
@@ -250,6 +261,7 @@ class AsyncEngine:
         params: SamplingParams | None = None,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
+        parallel_tool_calls: bool = True,
         request_id: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         images: Sequence[Any] | None = None,
@@ -257,11 +269,20 @@ class AsyncEngine:
         """Stream chunks of new text. Validation happens here, before anything is queued.
 
         Stopping iteration early (break, ``aclose``, task cancellation) aborts the
-        request in the native engine and releases its id. ``images`` go with a plain
+        request in the native engine and releases its id. ``parallel_tool_calls=False``
+        (OpenAI's option) allows at most one tool call per turn. ``images`` go with a plain
         prompt that already holds the model's image placeholders (image-capable models only).
         """
         prepared = self._prepare(
-            prompt, messages, params, tools, tool_choice, request_id, chat_template_kwargs, images
+            prompt,
+            messages,
+            params,
+            tools,
+            tool_choice,
+            request_id,
+            chat_template_kwargs,
+            images,
+            parallel_tool_calls=parallel_tool_calls,
         )
         return self._run(prepared)
 
@@ -406,7 +427,8 @@ class AsyncEngine:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def generate(self, prompt: Prompt | None = None, **request: Any) -> GenerationResult:
-        """The whole result at once: ``stream`` (same arguments) aggregated."""
+        """The whole result at once: ``stream`` (same arguments: ``messages``, ``params``,
+        ``tools``, ``tool_choice``, ``parallel_tool_calls``, ...) aggregated."""
         stream = self.stream(prompt, **request)
         params = request.get("params")
         request_id = request.get("request_id")

@@ -56,6 +56,8 @@ class SamplingParams:
     skip_special_tokens: bool = True
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
     structured_outputs: StructuredOutputsParams | None = None
+    # furiosa-llm's (and vLLM's) free-form options. The engine reads none of them; the
+    # furiosa backend passes on the ones furiosa-llm reads (kv_transfer_params).
     extra_args: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

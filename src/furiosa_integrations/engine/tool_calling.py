@@ -13,8 +13,8 @@ enforced by a structural-tag constraint:
 - a named tool: the whole output is exactly one call of that tool;
 - ``none``: tools are not rendered and no call is parsed.
 
-``SamplingParams.extra_args["parallel_tool_calls"] = False`` (OpenAI's option) allows at
-most one call per turn in every mode.
+``parallel_tool_calls=False`` (OpenAI's option, an argument of the engine's ``stream``)
+allows at most one call per turn in every mode.
 """
 
 from __future__ import annotations
@@ -351,8 +351,12 @@ def plan_tool_request(
     tool_choice: Any,
     params: SamplingParams,
     chat_template_kwargs: dict[str, Any] | None,
+    *,
+    parallel_tool_calls: bool = True,
 ) -> ToolPlan:
     """Validate tools and tool_choice, render the prompt, add the constraint and parser.
+
+    ``parallel_tool_calls=False`` allows at most one call (generation ends after it).
 
     Raises ``InvalidRequestError`` before anything is queued.
     """
@@ -363,9 +367,7 @@ def plan_tool_request(
     template = chat_template_text(tokenizer, chat_template_kwargs)
     # Hermes / Qwen templates write the JSON on its own line; follow the template.
     newline = f"{TOOL_CALL_OPEN}\\n" in template or f"{TOOL_CALL_OPEN}\n" in template
-    # parallel_tool_calls=False (OpenAI's option) rides in extra_args: at most one call.
-    single = params.extra_args.get("parallel_tool_calls") is False
-    constraint = tool_call_constraint(offered, choice, newline, single)
+    constraint = tool_call_constraint(offered, choice, newline, single=not parallel_tool_calls)
     if constraint is not None:
         if params.structured_outputs is not None:
             raise InvalidRequestError(

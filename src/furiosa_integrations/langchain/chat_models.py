@@ -132,13 +132,12 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
                 tool_choice = "required"
         params = self._sampling_params(stop, options)
         parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
-        if parallel is not None:
-            # The engine reads OpenAI's parallel_tool_calls from extra_args.
-            params = params.clone(extra_args={**params.extra_args, "parallel_tool_calls": parallel})
         request = {
             "messages": to_engine_messages(messages),
             "tools": tools,
             "tool_choice": tool_choice,
+            # None (unset) is the engine's default: several calls per turn allowed.
+            "parallel_tool_calls": True if parallel is None else parallel,
             "chat_template_kwargs": options.pop("chat_template_kwargs", self.chat_template_kwargs),
             # A caller-chosen id (unique among requests in flight) lets it abort the request.
             "request_id": options.pop("request_id", None),

@@ -208,10 +208,8 @@ class FuriosaLLM(FunctionCallingLLM):
                     f"FuriosaLLM got an unknown option {key!r}; per-call options are "
                     f"{', '.join(_SAMPLING_FIELDS + _REQUEST_OPTIONS)}"
                 )
-        if request.get("parallel_tool_calls") is False:
-            # The engine reads OpenAI's option from extra_args: at most one call per turn.
-            sampling["extra_args"] = {"parallel_tool_calls": False}
         params = SamplingParams(**sampling)
+        parallel = request.get("parallel_tool_calls")
         if messages is None:
             return self._engine.stream(prompt, params=params, request_id=request.get("request_id"))
         return self._engine.stream(
@@ -219,6 +217,8 @@ class FuriosaLLM(FunctionCallingLLM):
             params=params,
             tools=request.get("tools") or None,
             tool_choice=request.get("tool_choice"),
+            # None (unset) is the engine's default: several calls per turn allowed.
+            parallel_tool_calls=True if parallel is None else parallel,
             chat_template_kwargs=request["chat_template_kwargs"],
             request_id=request.get("request_id"),
         )

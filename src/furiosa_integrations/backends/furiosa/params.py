@@ -18,6 +18,10 @@ from ...engine.errors import InvalidRequestError
 from ...engine.sampling import PoolingParams, RequestOutputKind, SamplingParams
 from ...engine.structured import StructuredOutputsParams
 
+# The extra_args keys furiosa-llm reads (its SamplingParams takes kv_transfer_params, the
+# PD-disaggregation endpoint, from there); no other key changes what it does.
+_FURIOSA_EXTRA_ARGS = ("kv_transfer_params",)
+
 _KIND_NAMES = {
     RequestOutputKind.CUMULATIVE: "CUMULATIVE",
     RequestOutputKind.DELTA: "DELTA",
@@ -65,7 +69,7 @@ def to_furiosa_sampling_params(
     the shared engine runs each of ``n`` samples as its own request).
 
     ``max_tokens=None`` becomes the room left in the context, since furiosa-llm's native
-    engine needs a number.
+    engine needs a number. Of ``extra_args`` only the keys furiosa-llm reads are passed on.
     """
     from furiosa_llm.outputs import RequestOutputKind as FuriosaKind
     from furiosa_llm.sampling_params import SamplingParams as FuriosaSampling
@@ -82,6 +86,7 @@ def to_furiosa_sampling_params(
     max_tokens = params.max_tokens
     if max_tokens is None and prompt_len is not None and max_model_len is not None:
         max_tokens = max(max_model_len - prompt_len, 1)
+    extra_args = {k: v for k, v in params.extra_args.items() if k in _FURIOSA_EXTRA_ARGS}
     kwargs: dict[str, Any] = {
         "n": params.n,
         "repetition_penalty": params.repetition_penalty,
@@ -103,7 +108,7 @@ def to_furiosa_sampling_params(
             if params.structured_outputs is not None
             else None
         ),
-        "extra_args": dict(params.extra_args) if params.extra_args else None,
+        "extra_args": extra_args or None,
     }
     for name in ("presence_penalty", "frequency_penalty", "seed"):
         if name in accepted and getattr(params, name) not in (None, 0.0):
