@@ -87,11 +87,16 @@ class StaticGenerate:
         return outputs
 
 
-def huggingface_embeddings(path: str) -> Any:
+def huggingface_embeddings(path: str, dtype: str | None = None) -> Any:
+    """HuggingFaceEmbeddings as its users build it; ``dtype`` loads the model in another
+    precision (sentence-transformers' ``model_kwargs={"torch_dtype": ...}``)."""
     from langchain_huggingface import HuggingFaceEmbeddings
 
+    model_kwargs: dict[str, Any] = {"device": "cpu"}
+    if dtype is not None:
+        model_kwargs["model_kwargs"] = {"torch_dtype": dtype}
     return HuggingFaceEmbeddings(
         model_name=path,
-        model_kwargs={"device": "cpu"},
+        model_kwargs=model_kwargs,
         encode_kwargs={"normalize_embeddings": True},
     )

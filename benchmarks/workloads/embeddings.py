@@ -5,6 +5,10 @@
 - many concurrent ``aembed_query`` calls (a server answering users). HuggingFaceEmbeddings
   runs each in a thread-pool thread, one forward pass per query; our engine merges the
   concurrent calls into a few length-bucketed batches.
+
+Our engine runs the encoder's matmuls in bf16 on CPUs with AMX (this machine has it),
+sentence-transformers in fp32 by default. Two controls say where the ratio comes from:
+our engine held to fp32, and the peer loaded in bf16.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from ..inputs import chunks, queries
 from ..peers import embedding_model_dir
 
 OURS = "FuriosaEmbeddings"
+OURS_FP32 = "FuriosaEmbeddings (fp32 engine)"
 PEER = "HuggingFaceEmbeddings"
+PEER_BF16 = "HuggingFaceEmbeddings (bf16 model)"
 
 
 def _runner(embeddings: Any) -> Runner:
@@ -34,16 +40,19 @@ def _runner(embeddings: Any) -> Runner:
     return run
 
 
-def furiosa_embeddings() -> Runner:
+def furiosa_embeddings(dtype: str | None = None) -> Runner:
     from furiosa_integrations import FuriosaEmbeddings
+    from furiosa_integrations.engine import get_engine
 
+    if dtype is not None:  # the shared engine is built here first, so the adapter uses it
+        get_engine(task="embed", dtype=dtype)
     return _runner(FuriosaEmbeddings())
 
 
-def huggingface_embeddings(path: str) -> Runner:
+def huggingface_embeddings(path: str, dtype: str | None = None) -> Runner:
     from ..peers import huggingface_embeddings as build
 
-    return _runner(build(path))
+    return _runner(build(path, dtype))
 
 
 def run(settings: Settings) -> list[Row]:
@@ -55,6 +64,12 @@ def run(settings: Settings) -> list[Row]:
         "embeddings",
         [
             Contender(OURS, f"{__name__}:furiosa_embeddings"),
+            Contender(OURS_FP32, f"{__name__}:furiosa_embeddings", {"dtype": "float32"}),
+            Contender(
+                PEER_BF16,
+                f"{__name__}:huggingface_embeddings",
+                {"path": embedding_model_dir(), "dtype": "bfloat16"},
+            ),
             Contender(PEER, f"{__name__}:huggingface_embeddings", {"path": embedding_model_dir()}),
         ],
         [
