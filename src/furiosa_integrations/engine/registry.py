@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from .async_engine import AsyncEngine
@@ -30,6 +29,7 @@ def get_engine(
     """
     from ..backends import create_native_engine, resolve_backend
     from ..models.resolve import resolve_model
+    from ..models.tokenizer import load_tokenizer
 
     resolved = resolve_model(model, task, cache_dir)
     # The bundled defaults have no RNGD build, so "auto" runs them on torch even on an NPU.
@@ -41,26 +41,13 @@ def get_engine(
             return engine
         native = create_native_engine(resolved, chosen, device, **engine_options)
         # A backend may bring its own tokenizer and image support (furiosa-llm's LLM does).
-        tokenizer = getattr(native, "tokenizer", None) or _load_tokenizer(resolved.path)
+        tokenizer = getattr(native, "tokenizer", None) or load_tokenizer(resolved.path)
         images = bool(getattr(native, "supports_images", False))
         engine = AsyncEngine(
             native, tokenizer, resolved.name, backend=chosen, supports_images=images
         )
         _engines[key] = engine
         return engine
-
-
-def _load_tokenizer(path: Any) -> Any:
-    # AutoTokenizer first resolves the model's config class, which imports transformers'
-    # modeling stack (~2 s); a directory with tokenizer.json needs only the generic fast
-    # tokenizer, which reads the same file (tokenizer_config.json included).
-    if (Path(path) / "tokenizer.json").exists():
-        from transformers import PreTrainedTokenizerFast
-
-        return PreTrainedTokenizerFast.from_pretrained(str(path))
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path))
 
 
 def clear_engines() -> None:

@@ -186,9 +186,10 @@ class GrammarConstraints:
         with self._lock:
             if self._compiler is None:
                 import xgrammar as xgr
-                from transformers import AutoTokenizer
 
-                tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_path))
+                from ...models.tokenizer import load_transformers_tokenizer
+
+                tokenizer = load_transformers_tokenizer(self.tokenizer_path)
                 info = xgr.TokenizerInfo.from_huggingface(
                     tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.stop_token_ids
                 )
