@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -200,3 +202,27 @@ async def test_crashed_engine_thread_says_so(
             engine.stream(messages=QUESTION, params=GREEDY)
     finally:
         engine.shutdown()
+
+
+def test_a_process_that_used_the_engines_exits_cleanly() -> None:
+    """Engines are shut down at exit: a process that embedded a big batch and chatted,
+    then simply ended, exits with status 0 (it used to abort now and then with
+    "terminate called without an active exception" while the engine threads lived on)."""
+    code = (
+        "import asyncio\n"
+        "from furiosa_integrations.engine import SamplingParams, get_engine\n"
+        "docs = [' '.join(['word'] * (3 + i % 150)) for i in range(200)]\n"
+        "embed = get_engine(task='embed')\n"
+        "async def main():\n"
+        "    for _ in range(3):\n"
+        "        await embed.embed(docs)\n"
+        "asyncio.run(main())\n"
+        "get_engine().generate_sync('hi', params=SamplingParams(max_tokens=2))\n"
+        "print('END')\n"
+    )
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0 and "END" in result.stdout, result.stderr[-2000:]
+        assert "terminate called" not in result.stderr

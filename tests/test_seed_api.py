@@ -321,9 +321,7 @@ async def test_encode(
 def test_llm_engine_step_16_concurrent_with_aborts(chat_engine: AsyncEngine) -> None:
     prompts = [chat_prompt(chat_engine, q) for q in ("Say hi.", "Name a fruit.", "Count to 3.")]
     params = SamplingParams(temperature=0.0, max_tokens=12)
-    expected = {
-        p: chat_engine.generate_sync(p, params=params).outputs[0].text for p in prompts
-    }
+    expected = {p: chat_engine.generate_sync(p, params=params).outputs[0].text for p in prompts}
     aborted = {"r3", "r7", "r8", "r12", "r15"}
     with LLMEngine.from_engine_args(EngineArgs()) as llm:
         for i in range(16):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -57,3 +58,9 @@ def clear_engines() -> None:
         _engines.clear()
     for engine in engines:
         engine.shutdown()
+
+
+# Stop the engine threads before the interpreter tears down: a daemon thread still inside
+# a torch kernel while C++ runtimes unload can abort the process ("terminate called without
+# an active exception", exit status 134), which happened here after a big embedding batch.
+atexit.register(clear_engines)
