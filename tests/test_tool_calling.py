@@ -469,3 +469,35 @@ def test_parser_keeps_malformed_or_unknown_calls_as_text() -> None:
     assert [c.name for c in cut[1]] == ["f"]
     partial = _feed_in_pieces(ToolCallParser({"f"}), '<tool_call>{"name": "f", "argu', 3)
     assert partial == ('<tool_call>{"name": "f", "argu', [])
+
+
+async def test_render_chat_is_the_prompt_a_request_uses(chat_engine: AsyncEngine) -> None:
+    """render_chat renders tools and tool histories exactly as a request does."""
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, snow"},
+    ]
+    plain = chat_engine.render_chat(history[:1])
+    for tools, choice in ((None, None), ([WEATHER], "auto"), ([WEATHER], "required")):
+        messages = history if tools is None else history[:1]
+        rendered = chat_engine.render_chat(messages, tools=tools, tool_choice=choice)
+        assert rendered != plain  # the tools, or the tool result, are in the prompt
+        result = await chat_engine.generate(
+            messages=messages,
+            tools=tools,
+            tool_choice=choice,
+            params=SamplingParams(max_tokens=1, temperature=0),
+        )
+        assert result.usage.prompt_tokens == len(chat_engine.tokenize(rendered))
+    assert "3 C, snow" in chat_engine.render_chat(history)

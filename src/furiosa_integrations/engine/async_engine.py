@@ -29,7 +29,13 @@ from .protocol import NativeEngine, NativeStats, NativeStep
 from .reasoning import reasoning_parser_factory
 from .sampling import PoolingParams, SamplingParams
 from .sync_bridge import iterate_sync, run_sync
-from .tool_calling import has_tool_history, plan_tool_request
+from .tool_calling import (
+    needs_tool_prompt,
+    normalize_tool_choice,
+    normalize_tools,
+    plan_tool_request,
+    render_tool_prompt,
+)
 
 Prompt = str | Sequence[int]
 
@@ -121,13 +127,26 @@ class AsyncEngine:
         self,
         messages: Sequence[dict[str, Any]],
         *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
         add_generation_prompt: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
     ) -> str:
-        """The prompt string the chat template makes of ``messages``."""
+        """The prompt a request with these ``messages`` (and ``tools``) is rendered to."""
+        normalized = normalize_messages(messages)
+        if needs_tool_prompt(normalized, tools, tool_choice):
+            offered = normalize_tools(list(tools or []))
+            return render_tool_prompt(
+                self.tokenizer,
+                normalized,
+                offered,
+                normalize_tool_choice(tool_choice, offered),
+                chat_template_kwargs,
+                add_generation_prompt=add_generation_prompt,
+            )
         return apply_template(
             self.tokenizer,
-            normalize_messages(messages),
+            normalized,
             add_generation_prompt=add_generation_prompt,
             **(chat_template_kwargs or {}),
         )
@@ -181,7 +200,7 @@ class AsyncEngine:
         text: str | None
         if messages is not None:
             normalized = normalize_messages(messages, allow_images=self.supports_images)
-            if tools or tool_choice not in (None, "none", "auto") or has_tool_history(normalized):
+            if needs_tool_prompt(normalized, tools, tool_choice):
                 plan = plan_tool_request(
                     self,
                     normalized,

@@ -275,17 +275,25 @@ def _with_system_text(messages: list[dict[str, Any]], text: str) -> list[dict[st
     return [{"role": "system", "content": text}, *messages]
 
 
+def needs_tool_prompt(messages: list[dict[str, Any]], tools: Any, tool_choice: Any) -> bool:
+    """Whether a chat renders through ``render_tool_prompt``: tools offered, a tool choice
+    that constrains, or tool calls / results in its history."""
+    return bool(tools) or tool_choice not in (None, "none", "auto") or has_tool_history(messages)
+
+
 def render_tool_prompt(
     tokenizer: Any,
     messages: list[dict[str, Any]],
     tools: list[Tool],
     choice: ToolChoice,
     chat_template_kwargs: dict[str, Any] | None,
+    add_generation_prompt: bool = True,
 ) -> str:
     """The prompt for a chat with tools (or with tool calls in its history)."""
     template = chat_template_text(tokenizer, chat_template_kwargs)
     kwargs = dict(chat_template_kwargs or {})
     kwargs.pop("tools", None)
+    kwargs["add_generation_prompt"] = add_generation_prompt
     offered = tools if choice.mode != "none" else []
     if template_supports_tools(template):
         history = history_for_template(messages)
