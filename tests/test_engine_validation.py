@@ -40,6 +40,8 @@ INVALID_OPTIONS: list[tuple[str, Any]] = [
     ("stop_token_ids", [-1]),
     ("logprobs", -1),
     ("logprobs", 100),
+    ("extra_args", [("kv_transfer_params", {})]),
+    ("extra_args", {1: "x"}),
 ]
 
 
@@ -48,6 +50,10 @@ def test_invalid_sampling_option_names_the_option(option: str, value: Any) -> No
     with pytest.raises(ValueError, match=option) as info:
         SamplingParams(**{option: value})
     assert isinstance(info.value, InvalidRequestError)
+
+
+def test_extra_args_none_is_accepted_as_empty() -> None:
+    assert SamplingParams(extra_args=None).extra_args == {}  # type: ignore[arg-type]
 
 
 def test_min_tokens_above_max_tokens() -> None:

@@ -63,6 +63,8 @@ class SamplingParams:
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
+        if self.extra_args is None:  # vLLM's and furiosa-llm's default
+            self.extra_args = {}
         self.verify()
 
     @property
@@ -97,6 +99,10 @@ class SamplingParams:
             value = getattr(self, name)
             if not _finite(value) or not -2.0 <= value <= 2.0:
                 raise _bad(name, value, "in [-2, 2]")
+        if not isinstance(self.extra_args, dict) or not all(
+            isinstance(key, str) for key in self.extra_args
+        ):
+            raise _bad("extra_args", self.extra_args, "a dict with string keys")
         if self.seed is not None and (
             not isinstance(self.seed, int) or isinstance(self.seed, bool)
         ):
