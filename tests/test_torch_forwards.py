@@ -20,7 +20,6 @@ from furiosa_integrations.backends.torch.decoder import LlamaFamilyDecoder, Pref
 from furiosa_integrations.backends.torch.device import pick_encoder_dtype
 from furiosa_integrations.backends.torch.encoder import BertEncoder
 from furiosa_integrations.backends.torch.loader import read_config
-from furiosa_integrations.backends.torch.pooling_engine import TorchPoolingEngine
 from furiosa_integrations.engine import AsyncEngine, PoolingParams
 from furiosa_integrations.models.resolve import default_embedding_dir, resolve_model
 
@@ -77,17 +76,20 @@ def test_encoder_matches_transformers_in_fp32_and_bf16() -> None:
 
 async def test_default_embeddings_stay_close_to_fp32(embed_engine: AsyncEngine) -> None:
     """The default engine may run bf16 matmuls (AMX CPUs, CUDA); its vectors stay within
-    1e-3 cosine of an exact fp32 engine's, and the fp32 engine is there for who needs it."""
+    1e-3 cosine of an fp32 engine's, which both frameworks' adapters ask for with dtype."""
+    from furiosa_integrations import FuriosaEmbeddings
+    from furiosa_integrations.llama_index import FuriosaEmbedding
+
     texts = ["Paris is the capital of France.", "RNGD is an NPU made by FuriosaAI. " * 8]
     native = embed_engine.native
     assert native.dtype == pick_encoder_dtype(native.device, None)  # type: ignore[attr-defined]
-    exact_native = TorchPoolingEngine(native.model_path, dtype="float32")  # type: ignore[attr-defined]
-    try:
-        exact = AsyncEngine(exact_native, embed_engine.tokenizer, "exact")
-        fp32 = await exact.embed(texts, PoolingParams())
-        default = await embed_engine.embed(texts, PoolingParams())
-    finally:
-        exact_native.shutdown()
+    langchain = FuriosaEmbeddings(dtype="float32")
+    fp32 = await langchain.aembed_documents(texts)
+    exact = langchain._get_engine()
+    assert exact is not embed_engine and exact.native.dtype == torch.float32  # type: ignore[attr-defined]
+    assert FuriosaEmbedding(dtype="float32").engine is exact  # one shared fp32 engine
+    assert FuriosaEmbeddings()._get_engine() is embed_engine
+    default = await embed_engine.embed(texts, PoolingParams())
     for a, b in zip(fp32, default, strict=True):
         dot = sum(x * y for x, y in zip(a, b, strict=True))
         assert math.isclose(dot, 1.0, abs_tol=1e-3)

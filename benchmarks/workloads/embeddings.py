@@ -42,11 +42,8 @@ def _runner(embeddings: Any) -> Runner:
 
 def furiosa_embeddings(dtype: str | None = None) -> Runner:
     from furiosa_integrations import FuriosaEmbeddings
-    from furiosa_integrations.engine import get_engine
 
-    if dtype is not None:  # the shared engine is built here first, so the adapter uses it
-        get_engine(task="embed", dtype=dtype)
-    return _runner(FuriosaEmbeddings())
+    return _runner(FuriosaEmbeddings(dtype=dtype))
 
 
 def huggingface_embeddings(path: str, dtype: str | None = None) -> Runner:

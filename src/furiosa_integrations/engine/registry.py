@@ -20,13 +20,16 @@ def get_engine(
     task: Task = "generate",
     backend: str = "auto",
     device: str | None = None,
+    dtype: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     **engine_options: Any,
 ) -> AsyncEngine:
     """The shared engine for ``model`` (default: the bundled default for ``task``).
 
-    The same model, task, backend and device give the same instance, loaded once.
-    ``engine_options`` go to the native engine when it is first built.
+    The same model, task, backend, device and dtype give the same instance, loaded once.
+    ``dtype`` (``"float32"``, ``"bfloat16"``; ``None`` lets the backend pick) is the torch
+    backend's compute precision. ``engine_options`` go to the native engine when it is
+    first built.
     """
     from ..backends import create_native_engine, resolve_backend
     from ..models.resolve import resolve_model
@@ -35,7 +38,9 @@ def get_engine(
     resolved = resolve_model(model, task, cache_dir)
     # The bundled defaults have no RNGD build, so "auto" runs them on torch even on an NPU.
     chosen = "torch" if backend == "auto" and resolved.bundled else resolve_backend(backend)
-    key = (str(resolved.path), resolved.task, chosen, device or "auto")
+    key = (str(resolved.path), resolved.task, chosen, device or "auto", dtype or "auto")
+    if dtype is not None:
+        engine_options["dtype"] = dtype
     with _lock:
         engine = _engines.get(key)
         if engine is not None and engine.is_alive():

@@ -39,9 +39,14 @@ class EngineFields(BaseModel):
     """Device for the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or the NPU for the
     furiosa backend; ``None`` picks one."""
 
+    dtype: str | None = None
+    """Compute precision on the torch backend: ``"float32"`` or ``"bfloat16"``. ``None``
+    picks: chat models fp32 on CPU and bf16 on CUDA; embedding models bf16 matmuls on CPUs
+    with AMX and on CUDA, fp32 elsewhere."""
+
     engine: AsyncEngine | None = Field(default=None, exclude=True)
-    """An engine to use instead of ``model``/``backend``/``device`` (for example one shared
-    with other code). When set, the three fields above are not used."""
+    """An engine to use instead of ``model``/``backend``/``device``/``dtype`` (for example one
+    shared with other code). When set, the fields above are not used."""
 
     _task: ClassVar[Task] = "generate"
     _loaded: AsyncEngine | None = PrivateAttr(default=None)
@@ -49,12 +54,18 @@ class EngineFields(BaseModel):
     def _get_engine(self, model: str | None = None) -> AsyncEngine:
         """The engine for this adapter, or for ``model`` when a call overrides it."""
         if model is not None and model != self.model:
-            return get_engine(model, task=self._task, backend=self.backend, device=self.device)
+            return get_engine(
+                model, task=self._task, backend=self.backend, device=self.device, dtype=self.dtype
+            )
         if self.engine is not None:
             return self.engine
         if self._loaded is None:
             self._loaded = get_engine(
-                self.model, task=self._task, backend=self.backend, device=self.device
+                self.model,
+                task=self._task,
+                backend=self.backend,
+                device=self.device,
+                dtype=self.dtype,
             )
         return self._loaded
 

@@ -34,6 +34,11 @@ class FuriosaEmbedding(BaseEmbedding):
     device: str | None = Field(
         default=None, description="Device for the torch backend ('cpu', 'cuda', ...); None picks."
     )
+    dtype: str | None = Field(
+        default=None,
+        description="Torch backend precision: 'float32' or 'bfloat16'; None picks "
+        "(bf16 matmuls on CPUs with AMX and on CUDA, fp32 elsewhere).",
+    )
     embed_batch_size: int = Field(
         default=32, gt=0, le=2048, description="Texts per engine call in batch embedding."
     )
@@ -53,7 +58,13 @@ class FuriosaEmbedding(BaseEmbedding):
     def __init__(self, *, engine: AsyncEngine | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if engine is None:
-            engine = get_engine(self.model, task="embed", backend=self.backend, device=self.device)
+            engine = get_engine(
+                self.model,
+                task="embed",
+                backend=self.backend,
+                device=self.device,
+                dtype=self.dtype,
+            )
         if engine.task != "embed":
             raise ValueError(
                 f"{engine.model_name} is not an embedding model (task={engine.task!r})"

@@ -120,6 +120,11 @@ class FuriosaLLM(FunctionCallingLLM):
     device: str | None = Field(
         default=None, description="Device for the torch backend ('cpu', 'cuda', ...); None picks."
     )
+    dtype: str | None = Field(
+        default=None,
+        description="Torch backend precision: 'float32' or 'bfloat16'; None picks "
+        "(fp32 on CPU, bf16 on CUDA).",
+    )
     max_tokens: int = Field(
         default=DEFAULT_NUM_OUTPUTS, gt=0, description="Most tokens to generate per response."
     )
@@ -159,7 +164,11 @@ class FuriosaLLM(FunctionCallingLLM):
         super().__init__(**kwargs)
         if engine is None:
             engine = get_engine(
-                self.model, task="generate", backend=self.backend, device=self.device
+                self.model,
+                task="generate",
+                backend=self.backend,
+                device=self.device,
+                dtype=self.dtype,
             )
         if engine.task != "generate":
             raise ValueError(
