@@ -63,6 +63,15 @@ def test_same_model_loads_once() -> None:
     assert get_engine(task="embed") is get_engine(task="embed")
 
 
+def test_engine_options_choose_their_own_engine() -> None:
+    """Options are honoured: an engine built with other options is another engine (it used
+    to be the first caller's engine, options ignored)."""
+    short = get_engine(max_model_len=256)
+    assert short is not get_engine() and short.max_model_len == 256
+    assert get_engine(max_model_len=256) is short
+    assert get_engine().max_model_len > 256
+
+
 def test_backend_choice() -> None:
     assert not npu_available()  # no RNGD on this machine
     assert resolve_backend("auto") == "torch"

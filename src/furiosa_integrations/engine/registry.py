@@ -26,10 +26,11 @@ def get_engine(
 ) -> AsyncEngine:
     """The shared engine for ``model`` (default: the bundled default for ``task``).
 
-    The same model, task, backend, device and dtype give the same instance, loaded once.
-    ``dtype`` (``"float32"``, ``"bfloat16"``; ``None`` lets the backend pick) is the torch
-    backend's compute precision. ``engine_options`` go to the native engine when it is
-    first built.
+    The same model, task, backend, device, dtype and options give the same instance,
+    loaded once; different options get an engine of their own. ``dtype`` (``"float32"``,
+    ``"bfloat16"``; ``None`` lets the backend pick) is the torch backend's compute
+    precision. ``engine_options`` (``max_model_len``, ``max_num_seqs``, ...) go to the
+    native engine.
     """
     from ..backends import create_native_engine, resolve_backend
     from ..models.resolve import resolve_model
@@ -38,9 +39,10 @@ def get_engine(
     resolved = resolve_model(model, task, cache_dir)
     # The bundled defaults have no RNGD build, so "auto" runs them on torch even on an NPU.
     chosen = "torch" if backend == "auto" and resolved.bundled else resolve_backend(backend)
-    key = (str(resolved.path), resolved.task, chosen, device or "auto", dtype or "auto")
     if dtype is not None:
         engine_options["dtype"] = dtype
+    options_key = tuple(sorted((name, repr(value)) for name, value in engine_options.items()))
+    key = (str(resolved.path), resolved.task, chosen, device or "auto", options_key)
     with _lock:
         engine = _engines.get(key)
         if engine is not None and engine.is_alive():
