@@ -113,7 +113,8 @@ class LlamaFamilyDecoder:
         qkv = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]
         gate_up = ["mlp.gate_proj", "mlp.up_proj"]
         qkv_weight, gate_up_weight = stacked(qkv, "weight"), stacked(gate_up, "weight")
-        assert qkv_weight is not None and gate_up_weight is not None, f"{p}: missing projections"
+        if qkv_weight is None or gate_up_weight is None:
+            raise ValueError(f"The checkpoint lacks {p}'s q/k/v or gate/up projections")
         return _LayerWeights(
             input_norm=weights[f"{p}input_layernorm.weight"],
             qkv=qkv_weight,

@@ -23,6 +23,8 @@ NATIVE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
 
 
 class Encoder(Protocol):
+    max_positions: int  # the longest input its position embeddings cover
+
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token ids and attention mask ``[B, L]`` -> fp32 hidden states ``[B, L, H]``."""
         ...
@@ -62,6 +64,9 @@ class BertEncoder:
         # RoBERTa numbers positions from padding_idx + 1 and gives padding padding_idx.
         self.roberta_positions = config.get("model_type") != "bert"
         self.pad_token_id = int(config.get("pad_token_id") or 0)
+        self.max_positions = int(config.get("max_position_embeddings", 512))
+        if self.roberta_positions:
+            self.max_positions -= self.pad_token_id + 1  # the positions it skips
         self.word = w["embeddings.word_embeddings.weight"]
         self.position = w["embeddings.position_embeddings.weight"]
         token_type = w.get("embeddings.token_type_embeddings.weight")
@@ -129,6 +134,7 @@ class TransformersEncoder:
         from transformers import AutoModel
 
         self.model: Any = AutoModel.from_pretrained(str(path), dtype=dtype).to(device).eval()
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 512))
 
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

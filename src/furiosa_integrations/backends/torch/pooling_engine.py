@@ -61,9 +61,7 @@ class TorchPoolingEngine(EngineThread):
         self.model_path = path = Path(model_path)
         config = read_config(path)
         self.encoder = load_encoder(path, config, self.device, self.dtype)
-        limit = int(config.get("max_position_embeddings", 512))
-        if config.get("model_type") in ("roberta", "xlm-roberta"):
-            limit -= 2  # positions start after padding_idx
+        limit = self.encoder.max_positions
         trained = sentence_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)
         self.pooling = pooling_mode(path)
