@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from .engine import SamplingParams, get_engine
+from .composition import get_engine
+from .core import SamplingParams
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -15,16 +15,17 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from ..engine import AsyncEngine, GenerationChunk, InvalidRequestError, Usage
-from .engine_fields import EngineFields, async_stream, sync_stream
-from .messages import generation_info, logprobs_info, to_engine_messages, to_message_chunk
-from .sampling_fields import SamplingFields, check_streamable, reject_unknown
+from ..adapter_fields import ChatOptions, EngineChoice, SamplingOptions
+from ..core import AsyncEngine, GenerationChunk, Usage
+from ..errors import InvalidRequestError
+from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .messages import to_engine_messages, to_message_chunk
 from .structured_output import Method, structured_output
 
 ToolChoice = dict[str, Any] | str | bool | None
 
 
-class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
+class FuriosaChat(BaseChatModel, ChatOptions, EngineChoice):
     """Chat model on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (SmolLM2-135M-Instruct).
@@ -75,21 +76,6 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
     streaming: bool = False
     """Stream tokens (to callbacks) even on ``invoke``; ``stream()`` always streams."""
 
-    chat_template_kwargs: dict[str, Any] | None = None
-    """Extra variables for the model's chat template (for example ``enable_thinking``)."""
-
-    parallel_tool_calls: bool | None = None
-    """``False``: at most one tool call per turn (generation ends after it). ``None`` or
-    ``True``: the model may make several calls in one turn. Also a ``bind_tools`` and
-    per-call option."""
-
-    force_tool_call_on_user_turn: bool = False
-    """When tools are bound without a ``tool_choice``, require a tool call while the
-    conversation ends with a user message, and let the model answer freely once it ends
-    with a tool result. Small models (like the 135M default) almost never decide to call
-    a tool on their own; this makes agent loops such as LangGraph's ``create_react_agent``
-    work with them. An explicit ``tool_choice`` always wins."""
-
     # ---- identity ----
 
     @property
@@ -106,7 +92,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         }
 
     def _sampling_fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SamplingFields.model_fields}
+        return {name: getattr(self, name) for name in SamplingOptions.model_fields}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
@@ -114,7 +100,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
             ls_model_name=self._model_label(kwargs.get("model")),
             ls_model_type="chat",
         )
-        params.update(self._ls_sampling(stop, kwargs))  # type: ignore[typeddict-item]
+        params.update(ls_sampling(self, stop, kwargs))  # type: ignore[typeddict-item]
         return params
 
     # ---- the one streaming code path ----
@@ -125,26 +111,10 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         """The engine to use and the arguments of its ``stream`` call."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
-        tools = options.pop("tools", None)
-        tool_choice = options.pop("tool_choice", None)
-        if tools and tool_choice is None and self.force_tool_call_on_user_turn:
-            if messages and isinstance(messages[-1], HumanMessage):
-                tool_choice = "required"
-        params = self._sampling_params(stop, options)
-        parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
-        request = {
-            "messages": to_engine_messages(messages),
-            "tools": tools,
-            "tool_choice": tool_choice,
-            # None (unset) is the engine's default: several calls per turn allowed.
-            "parallel_tool_calls": True if parallel is None else parallel,
-            "chat_template_kwargs": options.pop("chat_template_kwargs", self.chat_template_kwargs),
-            # A caller-chosen id (unique among requests in flight) lets it abort the request.
-            "request_id": options.pop("request_id", None),
-            "params": params,
-        }
         options.pop("stream", None)  # LangChain's own switch, already acted on
-        reject_unknown(options)
+        ends_with_user = bool(messages) and isinstance(messages[-1], HumanMessage)
+        request = self._chat_request(options, ends_with_user=ends_with_user, stop=stop)
+        request["messages"] = to_engine_messages(messages)
         return engine, request
 
     def _iter_chunks(
@@ -158,7 +128,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         if streaming:
             check_streamable(request["params"])
         convert = _ChunkConverter(engine.model_name)
-        with closing(sync_stream(engine.stream_sync(**request))) as stream:
+        with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
                 yield chunk.index, convert(chunk), chunk.usage
 
@@ -173,7 +143,7 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
         if streaming:
             check_streamable(request["params"])
         convert = _ChunkConverter(engine.model_name)
-        async with aclosing(async_stream(engine.stream(**request))) as stream:
+        async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
                 yield chunk.index, convert(chunk), chunk.usage
 
@@ -233,15 +203,15 @@ class FuriosaChat(BaseChatModel, SamplingFields, EngineFields):
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         """Sum token usage over a batch."""
-        total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        total = Usage()
         model_name = None
         for output in llm_outputs:
             if not output:
                 continue
             model_name = model_name or output.get("model_name")
-            for key in total:
-                total[key] += output.get("token_usage", {}).get(key, 0)
-        return {"token_usage": total, "model_name": model_name}
+            counts = output.get("token_usage", {})
+            total += Usage(counts.get("prompt_tokens", 0), counts.get("completion_tokens", 0))
+        return {"token_usage": total.token_counts(), "model_name": model_name}
 
     # ---- tools and structured output ----
 
@@ -363,11 +333,7 @@ class _Aggregate:
                 "model_name", self.model_label
             )
         if self.usage is not None:
-            llm_output["token_usage"] = {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "total_tokens": self.usage.total_tokens,
-            }
+            llm_output["token_usage"] = self.usage.token_counts()
         return ChatResult(generations=generations, llm_output=llm_output)
 
 

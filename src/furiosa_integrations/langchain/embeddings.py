@@ -6,12 +6,11 @@ from typing import ClassVar
 
 from langchain_core.embeddings import Embeddings
 
-from ..engine import PoolingParams
-from ..engine.protocol import Task
-from .engine_fields import EngineFields
+from ..adapter_fields import EngineChoice
+from ..core import PoolingParams, Task
 
 
-class FuriosaEmbeddings(EngineFields, Embeddings):
+class FuriosaEmbeddings(EngineChoice, Embeddings):
     """Text embeddings on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (all-MiniLM-L6-v2, 384

@@ -11,16 +11,15 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from ..engine import AsyncEngine, Usage
-from ..engine import GenerationChunk as EngineChunk
-from .engine_fields import EngineFields, async_stream, sync_stream
-from .messages import generation_info, logprobs_info
-from .sampling_fields import SamplingFields, check_streamable, reject_unknown
+from ..adapter_fields import EngineChoice, SamplingOptions
+from ..core import AsyncEngine, Usage
+from ..core import GenerationChunk as EngineChunk
+from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
 
 T = TypeVar("T")
 
 
-class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
+class FuriosaLLM(BaseLLM, SamplingOptions, EngineChoice):
     """Text completion on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     The prompt is sent as is (no chat template); use ``FuriosaChat`` for conversations.
@@ -44,7 +43,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        fields = {name: getattr(self, name) for name in SamplingFields.model_fields}
+        fields = {name: getattr(self, name) for name in SamplingOptions.model_fields}
         return {
             "model": self._model_label(),
             "backend": self.backend,
@@ -58,7 +57,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
             ls_model_name=self._model_label(kwargs.get("model")),
             ls_model_type="llm",
         )
-        params.update(self._ls_sampling(stop, kwargs))  # type: ignore[typeddict-item]
+        params.update(ls_sampling(self, stop, kwargs))  # type: ignore[typeddict-item]
         return params
 
     # ---- the one streaming code path ----
@@ -69,14 +68,8 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         """The engine to use and the arguments of its ``stream`` call."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
-        request = {
-            "prompt": prompt,
-            "params": self._sampling_params(stop, options),
-            "request_id": options.pop("request_id", None),
-        }
         options.pop("stream", None)  # LangChain's own switch, already acted on
-        reject_unknown(options)
-        return engine, request
+        return engine, {"prompt": prompt, **self._completion_request(options, stop)}
 
     def _iter_chunks(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
@@ -84,7 +77,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         engine, request = self._request(prompt, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
-        with closing(sync_stream(engine.stream_sync(**request))) as stream:
+        with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
@@ -94,7 +87,7 @@ class FuriosaLLM(BaseLLM, SamplingFields, EngineFields):
         engine, request = self._request(prompt, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
-        async with aclosing(async_stream(engine.stream(**request))) as stream:
+        async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
@@ -211,18 +204,17 @@ class _Aggregate:
 
 
 def _llm_result(results: list[_Aggregate], model_label: str) -> LLMResult:
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    usage = Usage()
     for result in results:
         if result.usage is not None:
-            usage["prompt_tokens"] += result.usage.prompt_tokens
-            usage["completion_tokens"] += result.usage.completion_tokens
-            usage["total_tokens"] += result.usage.total_tokens
+            usage += result.usage
     generations = [result.generations() for result in results]
     model_name = model_label
     if generations and generations[0] and generations[0][0].generation_info:
         model_name = generations[0][0].generation_info.get("model_name", model_label)
     return LLMResult(
-        generations=generations, llm_output={"token_usage": usage, "model_name": model_name}
+        generations=generations,
+        llm_output={"token_usage": usage.token_counts(), "model_name": model_name},
     )
 
 

@@ -22,7 +22,7 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 
-from ..engine import GenerationChunk, Usage
+from ..core import GenerationChunk, Usage
 
 _ROLES = {
     "human": "user",
@@ -132,34 +132,6 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
         total_tokens=usage.total_tokens,
         input_token_details=InputTokenDetails(cache_read=usage.cached_tokens),
     )
-
-
-def generation_info(chunk: GenerationChunk, model_name: str) -> dict[str, Any] | None:
-    """What the last chunk of a completion reports: why it ended and which model ran."""
-    if chunk.finish_reason is None:
-        return None
-    info: dict[str, Any] = {"finish_reason": chunk.finish_reason, "model_name": model_name}
-    if chunk.stop_reason is not None:
-        info["stop_reason"] = chunk.stop_reason
-    return info
-
-
-def logprobs_info(chunk: GenerationChunk) -> dict[str, Any] | None:
-    """Log-probabilities in the OpenAI ``logprobs.content`` shape."""
-    if not chunk.logprobs:
-        return None
-    return {
-        "content": [
-            {
-                "token": lp.token,
-                "logprob": lp.logprob,
-                "top_logprobs": [
-                    {"token": text, "logprob": value} for _, text, value in lp.top_logprobs
-                ],
-            }
-            for lp in chunk.logprobs
-        ]
-    }
 
 
 def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageChunk:

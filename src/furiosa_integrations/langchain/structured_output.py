@@ -23,7 +23,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic.v1 import BaseModel as BaseModelV1
 
-from ..engine import StructuredOutputsParams
+from ..core import StructuredOutputsParams
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

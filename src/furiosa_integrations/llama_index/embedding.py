@@ -7,38 +7,26 @@ many users, ``num_workers``) are merged into shared forward passes by the engine
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field
 
-from ..engine import AsyncEngine, PoolingParams, get_engine
+from ..adapter_fields import EngineChoice
+from ..core import PoolingParams, Task
 
 
-class FuriosaEmbedding(BaseEmbedding):
+class FuriosaEmbedding(BaseEmbedding, EngineChoice):
     """Embeddings served in-process by the Furiosa engine (RNGD, or torch elsewhere).
 
     With no arguments it runs the bundled default embedding model (all-MiniLM-L6-v2,
-    384 dimensions, normalized). ``model``, ``backend``, ``device`` or an explicit
-    ``engine`` choose another, as for ``FuriosaLLM``.
+    384 dimensions, normalized). ``model``, ``backend``, ``device``, ``dtype`` or an
+    explicit ``engine`` choose another, as for ``FuriosaLLM``; the engine loads at
+    construction.
     """
 
-    model: str | None = Field(
-        default=None,
-        description="Local model directory; None for the bundled default embedding model.",
-    )
-    backend: str = Field(
-        default="auto",
-        description="'auto' (furiosa on an RNGD NPU, else torch), 'furiosa' or 'torch'.",
-    )
-    device: str | None = Field(
-        default=None, description="Device for the torch backend ('cpu', 'cuda', ...); None picks."
-    )
-    dtype: str | None = Field(
-        default=None,
-        description="Torch backend precision: 'float32' or 'bfloat16'; None picks "
-        "(bf16 matmuls on CPUs with AMX and on CUDA, fp32 elsewhere).",
-    )
+    _task: ClassVar[Task] = "embed"
+
     embed_batch_size: int = Field(
         default=32, gt=0, le=2048, description="Texts per engine call in batch embedding."
     )
@@ -53,23 +41,9 @@ class FuriosaEmbedding(BaseEmbedding):
         default="", description="Prefix for documents (for models trained with one)."
     )
 
-    _engine: AsyncEngine = PrivateAttr()
-
-    def __init__(self, *, engine: AsyncEngine | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if engine is None:
-            engine = get_engine(
-                self.model,
-                task="embed",
-                backend=self.backend,
-                device=self.device,
-                dtype=self.dtype,
-            )
-        if engine.task != "embed":
-            raise ValueError(
-                f"{engine.model_name} is not an embedding model (task={engine.task!r})"
-            )
-        self._engine = engine
+        engine = self._get_engine()
         if self.model_name == "unknown":
             self.model_name = engine.model_name
 
@@ -77,19 +51,14 @@ class FuriosaEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "FuriosaEmbedding"
 
-    @property
-    def engine(self) -> AsyncEngine:
-        """The shared engine serving this embedding model."""
-        return self._engine
-
     def _params(self) -> PoolingParams:
         return PoolingParams(normalize=self.normalize, dimensions=self.dimensions)
 
     async def _aembed(self, texts: list[str]) -> list[Embedding]:
-        return await self._engine.embed(texts, self._params())
+        return await self._get_engine().embed(texts, self._params())
 
     def _embed(self, texts: list[str]) -> list[Embedding]:
-        return self._engine.embed_sync(texts, self._params())
+        return self._get_engine().embed_sync(texts, self._params())
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._embed([_prefixed(self.query_instruction, query)])[0]

@@ -23,7 +23,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
-from ..engine.outputs import ToolCall
+from ..core import ToolCall
 
 # LlamaIndex roles the engine has no name for.
 _ROLE_ALIASES = {

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import llama_index.core.instrumentation as instrument
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, TextBlock
-from llama_index.core.program.utils import FlexibleModel, process_streaming_objects
+from llama_index.core.instrumentation.events.llm import (
+    LLMStructuredPredictEndEvent,
+    LLMStructuredPredictStartEvent,
+)
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.program.utils import (
+    FlexibleModel,
+    get_program_for_llm,
+    process_streaming_objects,
+)
 from llama_index.core.prompts import BasePromptTemplate
-from llama_index.core.types import BasePydanticProgram, Model
+from llama_index.core.types import BasePydanticProgram, Model, PydanticProgramMode
 
-from ..engine.structured import StructuredOutputsParams
+from ..core import StructuredOutputsParams
 
-if TYPE_CHECKING:
-    from .llm import FuriosaLLM
+dispatcher = instrument.get_dispatcher(__name__)
 
 _INSTRUCTION = "Answer with one JSON object that follows this JSON schema:\n{schema}"
 
@@ -28,7 +37,9 @@ _INSTRUCTION = "Answer with one JSON object that follows this JSON schema:\n{sch
 class JsonSchemaProgram(BasePydanticProgram[Model]):
     """A LlamaIndex program whose output is constrained to ``output_cls``'s JSON schema."""
 
-    def __init__(self, llm: FuriosaLLM, output_cls: type[Model], prompt: BasePromptTemplate):
+    def __init__(
+        self, llm: SchemaConstrainedLLM, output_cls: type[Model], prompt: BasePromptTemplate
+    ):
         self._llm = llm
         self._output_cls = output_cls
         self._prompt = prompt
@@ -57,9 +68,8 @@ class JsonSchemaProgram(BasePydanticProgram[Model]):
         raw = response.raw or {}
         if raw.get("finish_reason") == "length":
             raise ValueError(
-                f"The {self._output_cls.__name__} object was cut off at max_tokens="
-                f"{self._llm.max_tokens} before it was complete; raise max_tokens "
-                "(per call: llm_kwargs={'max_tokens': ...})"
+                f"The {self._output_cls.__name__} object was cut off at max_tokens before "
+                "it was complete; raise max_tokens (per call: llm_kwargs={'max_tokens': ...})"
             )
         return self._output_cls.model_validate_json(response.message.content or "")
 
@@ -113,3 +123,78 @@ class JsonSchemaProgram(BasePydanticProgram[Model]):
 
 def _as_list(partial: Any) -> list[Any] | None:
     return None if partial is None else [partial]
+
+
+class SchemaConstrainedLLM(FunctionCallingLLM):
+    """A ``FunctionCallingLLM`` whose structured prediction is constrained to the output
+    class's JSON schema (``JsonSchemaProgram``) unless ``pydantic_program_mode`` asks for
+    LlamaIndex's own programs."""
+
+    # ---- structured output, on the engine's JSON-schema constraint ----
+
+    def _program(
+        self, output_cls: type[Model], prompt: BasePromptTemplate
+    ) -> BasePydanticProgram[Model]:
+        if self.pydantic_program_mode != PydanticProgramMode.DEFAULT:
+            return get_program_for_llm(
+                output_cls, prompt, self, pydantic_program_mode=self.pydantic_program_mode
+            )
+        return JsonSchemaProgram(llm=self, output_cls=output_cls, prompt=prompt)
+
+    @dispatcher.span
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """A validated ``output_cls``: generation is constrained to its JSON schema."""
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
+        )
+        result = self._program(output_cls, prompt)(llm_kwargs=llm_kwargs, **prompt_args)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result  # type: ignore[return-value]
+
+    @dispatcher.span
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async ``structured_predict``."""
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
+        )
+        result = await self._program(output_cls, prompt).acall(llm_kwargs=llm_kwargs, **prompt_args)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result  # type: ignore[return-value]
+
+    # The base class's stream_structured_predict / astream_structured_predict (events
+    # included) get their program's stream from these two hooks.
+    def _structured_stream_call(  # type: ignore[override]
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Any:
+        return self._program(output_cls, prompt).stream_call(llm_kwargs=llm_kwargs, **prompt_args)
+
+    async def _structured_astream_call(  # type: ignore[override]
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Any:
+        return await self._program(output_cls, prompt).astream_call(
+            llm_kwargs=llm_kwargs, **prompt_args
+        )

@@ -7,12 +7,16 @@ is; a ``.gguf`` file is converted once (see ``gguf_cache``). Nothing is ever dow
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from ..engine.errors import ModelNotFoundError
-from ..engine.protocol import Task
+from ..errors import ModelNotFoundError
+from .gguf_cache import converted_dir
+
+Task = Literal["generate", "embed"]
 
 DEFAULT_CHAT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -64,9 +68,7 @@ def resolve_model(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> ResolvedModel:
     """Resolve ``model`` for ``task`` ("generate" or "embed") to a local directory."""
-    from .gguf_cache import converted_dir
-
-    if model is None or str(model) in ("default", DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL):
+    if model is None or is_default_model(model):
         if task == "generate" and str(model) != DEFAULT_EMBEDDING_MODEL:
             return ResolvedModel(
                 converted_dir(default_chat_gguf(), cache_dir),
@@ -87,3 +89,27 @@ def resolve_model(
         "furiosa-integrations never downloads models: pass a local path, or leave `model` "
         "unset for the bundled defaults."
     )
+
+
+def is_default_model(model: str | os.PathLike[str] | None) -> bool:
+    """Whether ``model`` names a bundled default (which has no RNGD build)."""
+    return model is None or str(model) in ("default", DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL)
+
+
+def infer_task(model: str | os.PathLike[str] | None) -> Task:
+    """``generate`` or ``embed`` for a model, from its files: a sentence-transformers
+    directory or a config whose architectures are not generative embeds; else generate."""
+    if model is not None and str(model) == DEFAULT_EMBEDDING_MODEL:
+        return "embed"
+    if model is None or str(model) == "default":
+        return "generate"
+    path = Path(model).expanduser()
+    if (path / "modules.json").exists():  # a sentence-transformers model
+        return "embed"
+    config = path / "config.json"
+    if config.exists():
+        architectures = json.loads(config.read_text()).get("architectures") or []
+        generative = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+        if architectures and not any(a.endswith(generative) for a in architectures):
+            return "embed"
+    return "generate"

@@ -38,10 +38,11 @@ def load_tokenizer(path: str | Path) -> Any:
     return load_transformers_tokenizer(directory)
 
 
-def load_transformers_tokenizer(path: str | Path) -> Any:
-    """transformers' tokenizer for ``path`` (xgrammar and the seed API need its class)."""
+def load_transformers_tokenizer(path: str | Path, *, slow: bool = False) -> Any:
+    """transformers' tokenizer for ``path`` (xgrammar and furiosa-llm's API need its class);
+    ``slow``: the slow (Python) tokenizer, as ``EngineArgs(tokenizer_mode="slow")`` asks."""
     directory = Path(path)
-    if (directory / "tokenizer.json").exists():
+    if (directory / "tokenizer.json").exists() and not slow:
         # AutoTokenizer first resolves the model's config class, which imports the modeling
         # stack (~2 s); the generic fast tokenizer reads the same files.
         from transformers import PreTrainedTokenizerFast
@@ -49,7 +50,7 @@ def load_transformers_tokenizer(path: str | Path) -> Any:
         return PreTrainedTokenizerFast.from_pretrained(str(directory))
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory))
+    return AutoTokenizer.from_pretrained(str(path), use_fast=not slow)
 
 
 def _token_text(value: Any) -> str | None:

@@ -4,20 +4,15 @@ Nothing here imports furiosa-llm until an engine is built, so this package impor
 any machine; building one without furiosa-llm raises ``BackendUnavailableError``.
 """
 
-from .llm_builder import (
-    create_furiosa_engine,
-    furiosa_engine_from_args,
-    furiosa_engine_from_llm,
-    llm_kwargs,
-    native_engine_from_llm,
-)
+from .llm_loader import import_llm, llm_parameters, load_llm, native_engine_from_llm
 from .native_engine import FuriosaNativeEngine
+from .npu_probe import npu_available
 
 __all__ = [
     "FuriosaNativeEngine",
-    "create_furiosa_engine",
-    "furiosa_engine_from_args",
-    "furiosa_engine_from_llm",
-    "llm_kwargs",
+    "import_llm",
+    "llm_parameters",
+    "load_llm",
     "native_engine_from_llm",
+    "npu_available",
 ]

@@ -9,16 +9,27 @@ in the native engine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection, Sequence
 from typing import Any
 
-from ...engine.errors import BackendUnavailableError, DuplicateRequestIdError
-from ...engine.protocol import NativeStats, NativeStep, Task
-from ...engine.sampling import PoolingParams, SamplingParams
-from ...engine.structured import StructuredOutputsParams
-from .errors import map_error
-from .native_outputs import step_from_output, vector_from_output
-from .params import to_furiosa_pooling_params, to_furiosa_sampling_params, to_furiosa_structured
+from ...core import (
+    NativeEngineBase,
+    NativeStats,
+    NativeStep,
+    PoolingParams,
+    SamplingParams,
+    StructuredOutputsParams,
+    Task,
+    Tokenizer,
+)
+from ...errors import BackendUnavailableError, DuplicateRequestIdError
+from .error_translation import map_error
+from .output_translation import step_from_output, vector_from_output
+from .param_translation import (
+    to_furiosa_pooling_params,
+    to_furiosa_sampling_params,
+    to_furiosa_structured,
+)
 
 
 def _batch_encoding(token_ids: list[int]) -> Any:
@@ -27,7 +38,7 @@ def _batch_encoding(token_ids: list[int]) -> Any:
     return BatchEncoding(input_ids=list(token_ids), attention_mask=[1] * len(token_ids))
 
 
-class FuriosaNativeEngine:
+class FuriosaNativeEngine(NativeEngineBase):
     """Drives a furiosa-llm native engine (``LLM(...).engine``) through our protocol.
 
     ``llm`` (optional) is the furiosa-llm ``LLM`` that owns the native engine: kept
@@ -40,7 +51,7 @@ class FuriosaNativeEngine:
         *,
         task: Task,
         stop_ids: Collection[int] = (),
-        tokenizer: Any = None,
+        tokenizer: Tokenizer | None = None,
         llm: Any = None,
         supports_images: bool = False,
     ) -> None:
@@ -62,9 +73,8 @@ class FuriosaNativeEngine:
         """
         to_furiosa_sampling_params(params.clone(n=1) if params.n > 1 else params)
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams | None) -> None:
-        if structured is not None:
-            to_furiosa_structured(structured)
+    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
+        to_furiosa_structured(structured)
 
     def is_alive(self) -> bool:
         try:
@@ -99,8 +109,8 @@ class FuriosaNativeEngine:
         prompt_token_ids: list[int],
         params: SamplingParams,
         request_id: str,
-        images: list[Any] | None = None,
-    ) -> AsyncIterator[NativeStep]:
+        images: Sequence[Any] = (),
+    ) -> AsyncGenerator[NativeStep, None]:
         native_params = to_furiosa_sampling_params(
             params, prompt_len=len(prompt_token_ids), max_model_len=self.max_model_len
         )
@@ -153,7 +163,10 @@ class FuriosaNativeEngine:
         # furiosa-llm's own multimodal path (processor, placeholder expansion, vision
         # encoding, post-expansion context check), exactly as its LLMEngine runs it.
         helper = self._multimodal_helper()
-        prompt = {"prompt_token_ids": list(prompt_token_ids), "multi_modal_data": {"image": images}}
+        prompt = {
+            "prompt_token_ids": list(prompt_token_ids),
+            "multi_modal_data": {"image": list(images)},
+        }
         mm_inputs, constraints = helper._preprocess_multimodal_inputs(
             prompt,
             list(prompt_token_ids),

@@ -1,24 +1,33 @@
-"""The torch reference engine: continuous batching on CPU or CUDA."""
+"""The torch reference engine: continuous batching on CPU or CUDA, our own forward passes."""
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
-from ...engine.protocol import NativeEngine
-from ...models.resolve import ResolvedModel
+from ...core import NativeEngine, Task
+from ...errors import UnknownOptionError
 
 
 def create_torch_engine(
-    model: ResolvedModel, device: str | None = None, **options: Any
+    model_path: str | Path, task: Task, device: str | None = None, **options: Any
 ) -> NativeEngine:
-    """Load ``model`` and start its engine thread."""
-    if model.task == "embed":
-        from .pooling_engine import TorchPoolingEngine
+    """Load the model at ``model_path`` and start its engine thread.
 
-        return TorchPoolingEngine(model.path, device=device, **options)
-    from .generation_engine import TorchGenerationEngine
-
-    return TorchGenerationEngine(model.path, device=device, **options)
+    ``options`` are the engine's keyword arguments (``max_model_len``, ``max_num_seqs``,
+    ``dtype``, ...); one it does not take raises ``UnknownOptionError``.
+    """
+    # The engine modules import torch; they load when an engine is built, not on import.
+    engine_cls: type[Any]
+    if task == "embed":
+        from .pooling_engine import TorchPoolingEngine as engine_cls
+    else:
+        from .generation_engine import TorchGenerationEngine as engine_cls
+    known = [name for name in inspect.signature(engine_cls).parameters if name != "model_path"]
+    UnknownOptionError.check(f"the torch {task} engine", options, known)
+    engine: NativeEngine = engine_cls(model_path, device=device, **options)
+    return engine
 
 
 __all__ = ["create_torch_engine"]

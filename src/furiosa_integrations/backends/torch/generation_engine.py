@@ -12,29 +12,40 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
-from ...engine.protocol import NativeLogprob, NativeStats, NativeStep, Task
-from ...engine.sampling import PoolingParams, SamplingParams
-from ...engine.structured import StructuredOutputsParams
+from ...core import (
+    NativeEngineBase,
+    NativeLogprob,
+    NativeStats,
+    NativeStep,
+    PoolingParams,
+    SamplingParams,
+    StructuredOutputsParams,
+    Task,
+)
+from ...errors import (
+    DuplicateRequestIdError,
+    EngineError,
+    InvalidRequestError,
+    UnsupportedTaskError,
+)
 from .decoder import LlamaFamilyDecoder, PrefillSegment
 from .device import pick_dtype, prepare_device
+from .engine_thread import EngineThread, LoopSink, deliver_all, loop_sink
+from .grammar import GrammarConstraints
 from .loader import eos_token_ids, read_config
-from .sampler import SamplingState, TokenConstraint, sample
-from .worker import EngineThread, LoopSink, deliver_all, loop_sink
+from .sampler import ConstraintFactory, SamplingState, sample
 
 logger = logging.getLogger(__name__)
 
 # Shorter shared prefixes are not worth a copy (and a chat template's header is ~30 tokens).
 _MIN_PREFIX = 16
-
-ConstraintFactory = Callable[[SamplingParams], "TokenConstraint | None"]
 
 
 @dataclass(eq=False)  # compared and looked up by identity
@@ -52,7 +63,7 @@ class _Request:
     finished: bool = False
 
 
-class TorchGenerationEngine(EngineThread):
+class TorchGenerationEngine(EngineThread, NativeEngineBase):
     """Native engine for causal LMs on CPU or CUDA."""
 
     task: Task = "generate"
@@ -68,7 +79,6 @@ class TorchGenerationEngine(EngineThread):
         enable_prefix_caching: bool = True,
         num_threads: int | None = None,
         constraint_factory: ConstraintFactory | None = None,
-        **_: Any,
     ) -> None:
         super().__init__(name="furiosa-torch-generate")
         self.device = prepare_device(device, num_threads)
@@ -84,8 +94,6 @@ class TorchGenerationEngine(EngineThread):
         self.max_prefill_tokens = max_prefill_tokens
         self.enable_prefix_caching = enable_prefix_caching
         if constraint_factory is None:
-            from .grammar import GrammarConstraints
-
             constraint_factory = GrammarConstraints(path, self.vocab_size, self.eos_token_ids)
         self.constraint_factory = constraint_factory
 
@@ -111,8 +119,14 @@ class TorchGenerationEngine(EngineThread):
             )
 
     async def stream_generate(
-        self, prompt_token_ids: list[int], params: SamplingParams, request_id: str
-    ) -> AsyncIterator[NativeStep]:
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        request_id: str,
+        images: Sequence[Any] = (),
+    ) -> AsyncGenerator[NativeStep, None]:
+        if images:
+            raise InvalidRequestError("The torch backend serves text-only models: no images")
         self.check_alive()
         queue: asyncio.Queue[NativeStep | BaseException] = asyncio.Queue()
         request = self._make_request(prompt_token_ids, params, request_id, queue)
@@ -152,11 +166,9 @@ class TorchGenerationEngine(EngineThread):
     def shutdown(self) -> None:
         self.stop()
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams | None) -> None:
+    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
         """Compile (cached) now, so an invalid schema, regex or grammar fails before queuing."""
-        check = getattr(self.constraint_factory, "check", None)
-        if check is not None:
-            check(structured)
+        self.constraint_factory.check(structured)
 
     # ---- helpers ----
 
@@ -177,7 +189,7 @@ class TorchGenerationEngine(EngineThread):
             else:
                 generator.seed()
         constraint = None
-        if params.structured_outputs is not None and self.constraint_factory is not None:
+        if params.structured_outputs is not None:
             constraint = self.constraint_factory(params)
         state = SamplingState(
             params=params,

@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from ...engine.errors import InvalidRequestError
-from ...engine.sampling import SamplingParams
-from ...engine.structured import StructuredOutputsParams, check_json_schema
+from ...core import SamplingParams, StructuredOutputsParams
+from ...core.structured_outputs import check_json_schema
+from ...errors import InvalidRequestError
+from ...models.tokenizer import load_transformers_tokenizer
 
 _MAX_CACHED_GRAMMARS = 256
 # xgrammar's own maxLength makes masks slow (tens of ms per token on a CPU), while the
@@ -187,8 +188,6 @@ class GrammarConstraints:
             if self._compiler is None:
                 import xgrammar as xgr
 
-                from ...models.tokenizer import load_transformers_tokenizer
-
                 tokenizer = load_transformers_tokenizer(self.tokenizer_path)
                 info = xgr.TokenizerInfo.from_huggingface(
                     tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.stop_token_ids
@@ -244,10 +243,9 @@ class GrammarConstraints:
 
     # ---- the engine hooks ----
 
-    def check(self, structured: StructuredOutputsParams | None) -> None:
+    def check(self, structured: StructuredOutputsParams) -> None:
         """Compile now so an invalid schema, regex or grammar fails before queuing."""
-        if structured is not None:
-            self.compile(structured)
+        self.compile(structured)
 
     def __call__(self, params: SamplingParams) -> GrammarConstraint | None:
         if params.structured_outputs is None:

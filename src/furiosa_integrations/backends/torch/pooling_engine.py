@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...engine.errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
-from ...engine.protocol import NativeStats, NativeStep, Task
-from ...engine.sampling import PoolingParams, SamplingParams
+from ...core import NativeEngineBase, NativeStats, NativeStep, PoolingParams, SamplingParams, Task
+from ...errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from .device import pick_encoder_dtype, prepare_device
 from .encoder import load_encoder
+from .engine_thread import EngineThread, loop_sink
 from .loader import pooling_mode, read_config, sentence_max_length
-from .worker import EngineThread, loop_sink
 
 
 @dataclass
@@ -38,7 +37,7 @@ class _Job:
     cancelled: bool = False
 
 
-class TorchPoolingEngine(EngineThread):
+class TorchPoolingEngine(EngineThread, NativeEngineBase):
     """Native engine for encoder models (BERT-style) that pool hidden states into vectors."""
 
     task: Task = "embed"
@@ -53,7 +52,6 @@ class TorchPoolingEngine(EngineThread):
         max_batch_size: int = 64,
         max_padding: float = 0.1,
         num_threads: int | None = None,
-        **_: Any,
     ) -> None:
         super().__init__(name="furiosa-torch-embed")
         self.device = prepare_device(device, num_threads)
@@ -83,8 +81,12 @@ class TorchPoolingEngine(EngineThread):
             )
 
     def stream_generate(
-        self, prompt_token_ids: list[int], params: SamplingParams, request_id: str
-    ) -> AsyncIterator[NativeStep]:
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        request_id: str,
+        images: Sequence[Any] = (),
+    ) -> AsyncGenerator[NativeStep, None]:
         raise UnsupportedTaskError("This is an embedding model; it does not generate text")
 
     async def encode(

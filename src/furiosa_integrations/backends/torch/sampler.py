@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ...engine.protocol import NativeLogprob
-from ...engine.sampling import SamplingParams
+from ...core import NativeLogprob, SamplingParams, StructuredOutputsParams
+from .grammar import apply_bitmask
 
 
 class TokenConstraint(Protocol):
@@ -27,6 +27,15 @@ class TokenConstraint(Protocol):
     def accept(self, token_id: int) -> None: ...
 
     def is_terminated(self) -> bool: ...
+
+
+class ConstraintFactory(Protocol):
+    """Builds each constrained request's ``TokenConstraint``; ``check`` compiles one before
+    it is queued, so an invalid schema, regex or grammar fails early."""
+
+    def __call__(self, params: SamplingParams) -> TokenConstraint | None: ...
+
+    def check(self, structured: StructuredOutputsParams) -> None: ...
 
 
 @runtime_checkable
@@ -114,8 +123,6 @@ def _apply_constraints(logits: torch.Tensor, states: Sequence[SamplingState]) ->
         if allowed is not None:
             logits[row].masked_fill_(~allowed.to(logits.device), float("-inf"))
     if packed_rows and bitmask is not None:
-        from .grammar import apply_bitmask
-
         apply_bitmask(logits, bitmask, packed_rows)
 
 

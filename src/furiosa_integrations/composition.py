@@ -1,0 +1,167 @@
+"""Composition: the one place that picks a model and a backend and builds an engine.
+
+    adapters, furiosa_llm_api -> get_engine(model, task, backend, ...)
+        models.resolve_model     model argument -> local directory (bundled default, GGUF)
+        resolve_backend          "auto" -> furiosa on an RNGD machine, torch elsewhere
+        backends.*               the native engine (token level)
+        models.load_tokenizer    the tokenizer, unless the backend brings its own
+        core.AsyncEngine         the shared engine around them
+
+Engines are shared: one per model, task, backend, device, dtype and options in a process,
+loaded on first use and shut down at exit (or by ``clear_engines``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any, Literal
+
+from .backends.furiosa import import_llm, load_llm, native_engine_from_llm, npu_available
+from .backends.furiosa import llm_parameters as furiosa_llm_parameters
+from .backends.torch import create_torch_engine
+from .core import AsyncEngine, NativeEngine, Task
+from .errors import InvalidRequestError, ModelNotFoundError
+from .models import (
+    DEFAULT_CHAT_MODEL,
+    DEFAULT_EMBEDDING_MODEL,
+    ResolvedModel,
+    infer_task,
+    is_default_model,
+    load_tokenizer,
+    load_transformers_tokenizer,
+    resolve_model,
+)
+
+BackendName = Literal["auto", "torch", "furiosa"]
+BACKENDS = ("auto", "torch", "furiosa")
+
+_lock = threading.Lock()
+_engines: dict[tuple[Any, ...], AsyncEngine] = {}
+
+
+def default_model_name(task: Task) -> str:
+    """The bundled default model's name for ``task`` (what traces show before loading)."""
+    return DEFAULT_CHAT_MODEL if task == "generate" else DEFAULT_EMBEDDING_MODEL
+
+
+def resolve_backend(backend: str, *, bundled: bool = False) -> Literal["torch", "furiosa"]:
+    """``auto`` means furiosa when an NPU is present, torch otherwise; the bundled default
+    models always run on torch (they have no RNGD build)."""
+    if backend == "auto":
+        return "furiosa" if not bundled and npu_available() else "torch"
+    if backend in ("torch", "furiosa"):
+        return backend  # type: ignore[return-value]
+    raise InvalidRequestError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def refuse_bundled_on_furiosa(model_name: str) -> None:
+    """The bundled defaults have no RNGD build: say what to pass instead."""
+    raise ModelNotFoundError(
+        f"The bundled default model {model_name!r} has no RNGD build. On the furiosa backend "
+        "pass a furiosa-ai model id or a local model directory with its .fxb artifact, or use "
+        "backend='torch'."
+    )
+
+
+def get_engine(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    task: Task = "generate",
+    backend: str = "auto",
+    device: str | None = None,
+    dtype: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **engine_options: Any,
+) -> AsyncEngine:
+    """The shared engine for ``model`` (default: the bundled default for ``task``).
+
+    The same model, task, backend, device, dtype and options give the same instance,
+    loaded once; different options get an engine of their own. ``dtype`` (``"float32"``,
+    ``"bfloat16"``; ``None`` lets the backend pick) is the torch backend's compute
+    precision. ``engine_options`` go to the native engine (torch: ``max_model_len``,
+    ``max_num_seqs``, ...; furiosa: furiosa-llm ``LLM`` arguments such as ``devices``);
+    an option the backend does not know raises ``UnknownOptionError``.
+    """
+    resolved = resolve_model(model, task, cache_dir)
+    chosen = resolve_backend(backend, bundled=resolved.bundled)
+    if dtype is not None:
+        engine_options["dtype"] = dtype
+    options_key = tuple(sorted((name, repr(value)) for name, value in engine_options.items()))
+    key = (str(resolved.path), resolved.task, chosen, device or "auto", options_key)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is not None and engine.is_alive():
+            return engine
+        native = _native_engine(resolved, chosen, device, engine_options)
+        tokenizer = native.tokenizer or load_tokenizer(resolved.path)
+        engine = AsyncEngine(native, tokenizer, resolved.name, backend=chosen)
+        _engines[key] = engine
+        return engine
+
+
+def _native_engine(
+    resolved: ResolvedModel, backend: str, device: str | None, options: dict[str, Any]
+) -> NativeEngine:
+    if backend == "furiosa":
+        if resolved.bundled:
+            refuse_bundled_on_furiosa(resolved.name)
+        if device is not None:
+            options.setdefault("devices", device)
+        return native_engine_from_llm(load_llm(str(resolved.path), options))
+    return create_torch_engine(resolved.path, resolved.task, device, **options)
+
+
+def engine_from_furiosa_llm(llm: Any) -> AsyncEngine:
+    """An engine (not shared) over an existing furiosa-llm ``LLM``: its native engine,
+    tokenizer and limits."""
+    native = native_engine_from_llm(llm)
+    name = str(
+        getattr(llm, "served_model_name", None) or getattr(llm, "model_id_or_path", "furiosa")
+    )
+    return AsyncEngine(native, llm.tokenizer, name, backend="furiosa")
+
+
+def furiosa_llm_class() -> Any:
+    """furiosa-llm's ``LLM`` class (``BackendUnavailableError`` where it is not installed)."""
+    return import_llm()
+
+
+def with_tokenizer(engine: AsyncEngine, tokenizer: str | None, *, slow: bool) -> AsyncEngine:
+    """The same native engine behind another tokenizer (a light engine of its own)."""
+    source = tokenizer or engine.tokenizer.name_or_path
+    other = load_transformers_tokenizer(source, slow=slow)
+    return AsyncEngine(engine.native, other, engine.model_name, backend=engine.backend)
+
+
+def clear_engines() -> None:
+    """Shut down and forget every shared engine (tests, or to free memory)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.shutdown()
+
+
+# Stop the engine threads before the interpreter tears down: a daemon thread still inside
+# a torch kernel while C++ runtimes unload can abort the process ("terminate called without
+# an active exception", exit status 134), which happened here after a big embedding batch.
+atexit.register(clear_engines)
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendName",
+    "clear_engines",
+    "default_model_name",
+    "engine_from_furiosa_llm",
+    "furiosa_llm_class",
+    "furiosa_llm_parameters",
+    "get_engine",
+    "infer_task",
+    "is_default_model",
+    "refuse_bundled_on_furiosa",
+    "resolve_backend",
+    "with_tokenizer",
+]

@@ -1,0 +1,29 @@
+"""The shared async engine: backend-neutral, text level, one per model per process."""
+
+from .async_engine import AsyncEngine
+from .outputs import Completion, GenerationChunk, GenerationResult, TokenLogprob, ToolCall, Usage
+from .protocol import NativeEngine, NativeEngineBase, NativeLogprob, NativeStats, NativeStep, Task
+from .sampling_params import PoolingParams, RequestOutputKind, SamplingParams
+from .structured_outputs import StructuredOutputsParams
+from .tokenizer import Tokenizer
+
+__all__ = [
+    "AsyncEngine",
+    "Completion",
+    "GenerationChunk",
+    "GenerationResult",
+    "NativeEngine",
+    "NativeEngineBase",
+    "NativeLogprob",
+    "NativeStats",
+    "NativeStep",
+    "PoolingParams",
+    "RequestOutputKind",
+    "SamplingParams",
+    "StructuredOutputsParams",
+    "Task",
+    "TokenLogprob",
+    "Tokenizer",
+    "ToolCall",
+    "Usage",
+]

@@ -1,0 +1,92 @@
+"""Typed errors of every layer (adapters, composition, the shared engine, backends).
+
+Every error a caller can provoke with bad input is a ``ValueError`` subclass and is
+raised before anything is queued, so the engine keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FuriosaError(Exception):
+    """Base class of every error raised by furiosa_integrations."""
+
+
+class InvalidRequestError(FuriosaError, ValueError):
+    """A request was rejected before it was queued; the message names the cause."""
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """The prompt plus the requested completion does not fit the model's context."""
+
+    def __init__(self, *, max_model_len: int, prompt_tokens: int, max_tokens: int | None) -> None:
+        self.max_model_len = max_model_len
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        if max_tokens is None:
+            msg = (
+                f"The prompt has {prompt_tokens} tokens, which exceeds the model's "
+                f"context length of {max_model_len} tokens."
+            )
+        else:
+            msg = (
+                f"The prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) is "
+                f"{prompt_tokens + max_tokens} tokens, which exceeds the model's context "
+                f"length of {max_model_len} tokens."
+            )
+        super().__init__(msg)
+
+
+class UnknownOptionError(InvalidRequestError, TypeError):
+    """An argument nobody knows (a misspelt field or option); the message suggests the
+    closest known name. A ``TypeError`` too, as Python's own unexpected-keyword error is."""
+
+    def __init__(self, where: str, unknown: Iterable[str], known: Iterable[str]) -> None:
+        self.unknown = sorted(unknown)
+        known = sorted(set(known))
+        hints = []
+        for name in self.unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+        plural = "s" if len(hints) > 1 else ""
+        super().__init__(
+            f"Unknown option{plural} {', '.join(hints)} for {where}; known: {', '.join(known)}"
+        )
+
+    @classmethod
+    def check(cls, where: str, given: Iterable[str], known: Iterable[str]) -> None:
+        """Raise when ``given`` holds a name outside ``known``."""
+        known = set(known)
+        unknown = [name for name in given if name not in known]
+        if unknown:
+            raise cls(where, unknown, known)
+
+
+class UnsupportedTaskError(InvalidRequestError):
+    """Generation asked of a pooling model, or pooling of a generation model."""
+
+
+class DuplicateRequestIdError(InvalidRequestError):
+    """A request id that is already in flight was reused."""
+
+
+class EngineError(FuriosaError, RuntimeError):
+    """The native engine failed while serving a request; the message names the cause."""
+
+
+class EngineDeadError(EngineError):
+    """The native engine has stopped (shut down or crashed) and serves no more requests."""
+
+
+class EngineOverloadedError(FuriosaError, RuntimeError):
+    """Too many requests in flight and the engine is set to refuse rather than wait."""
+
+
+class ModelNotFoundError(FuriosaError, FileNotFoundError):
+    """A model could not be found locally; the message says how to install it."""
+
+
+class BackendUnavailableError(FuriosaError, RuntimeError):
+    """The requested backend cannot run on this machine."""
