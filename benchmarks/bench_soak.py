@@ -1,7 +1,7 @@
 """The full soak (issue 8): 2,000 requests through LangChain's FuriosaChat and LlamaIndex's
 FuriosaLLM, 30% cancelled, then checks for leftovers, memory and solo-equal outputs.
 
-It runs ``tests/test_soak.py`` with more requests and prints its summary:
+It runs ``tests/core/test_soak.py`` with more requests and prints its summary:
 
     .venv/bin/python -m benchmarks.bench_soak [REQUESTS] [SEED]     # default 2000 requests
 """
@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     os.environ["FURIOSA_SOAK_REQUESTS"] = argv[0] if argv else "2000"
     if len(argv) > 1:
         os.environ["FURIOSA_SOAK_SEED"] = argv[1]
-    return int(pytest.main(["-q", "-s", "-p", "no:cacheprovider", "tests/test_soak.py"]))
+    return int(pytest.main(["-q", "-s", "-p", "no:cacheprovider", "tests/core/test_soak.py"]))
 
 
 if __name__ == "__main__":

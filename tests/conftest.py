@@ -1,17 +1,17 @@
 """Shared fixtures: the real default models, loaded once per test session.
 
-Every test runs the real torch engine on the bundled default models. Engines come from
-``get_engine`` so adapters built in tests share the same instances.
+Tests run the real torch engine on the bundled default models (or tiny random-weight
+models they build). Engines come from ``get_engine`` so adapters built in tests share the
+same instances. Tests that load a model carry the ``models`` marker (given here to every
+test that uses a model fixture, and by hand to the others); the rest are the fast tier,
+``pytest -m "not models"``, and are kept from loading weights by a guard.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -29,30 +29,34 @@ def embed_engine() -> AsyncEngine:
     return get_engine(task="embed")
 
 
-def batch_tolerance(engine: AsyncEngine) -> float:
-    """How far one text's vector may move with the batch it shares: nothing in fp32; with
-    bf16 matmuls (the default on AMX CPUs) rounding depends on the batch shape, up to ~1e-3."""
-    return 1e-5 if engine.native.dtype == torch.float32 else 2e-3  # type: ignore[attr-defined]
+MODEL_FIXTURES = frozenset({"chat_engine", "embed_engine"})
 
 
-async def wait_idle(engine: AsyncEngine, timeout: float = 10.0) -> None:
-    """Wait until the engine holds no request id, slot or queued work (aborts are async)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = engine.stats()
-        if stats.running == stats.waiting == stats.used_cache_slots == stats.request_ids == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"engine not idle after {timeout}s: {stats}")
-        await asyncio.sleep(0.02)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
 
 
-def wait_idle_sync(engine: AsyncEngine, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = engine.stats()
-        if stats.running == stats.waiting == stats.used_cache_slots == stats.request_ids == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"engine not idle after {timeout}s: {stats}")
-        time.sleep(0.02)
+_guard = pytest.MonkeyPatch()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test without the ``models`` marker may neither read model weights (safetensors)
+    nor use an engine another test loaded: the fast tier stays fast, and the marker true.
+    Installed before the test's fixtures are set up, whatever their scope."""
+    if item.get_closest_marker("models") is not None:
+        return
+    import safetensors.torch
+
+    from furiosa_integrations import composition
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("This test loads model weights: mark it @pytest.mark.models")
+
+    _guard.setattr(safetensors.torch, "load_file", refuse)
+    _guard.setattr(composition, "_engines", {})  # none of the engines other tests loaded
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _guard.undo()

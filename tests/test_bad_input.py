@@ -430,7 +430,7 @@ def test_duplicate_request_id_through_both_adapters(
 def test_ids_are_free_again_after_the_streams_close(
     adapters: Adapters, chat_engine: AsyncEngine
 ) -> None:
-    from .conftest import wait_idle_sync
+    from tests.engine_checks import wait_idle_sync
 
     wait_idle_sync(chat_engine)
     assert adapters.chat.invoke("Say hi.", request_id="dup-lc", max_tokens=2).content

@@ -94,9 +94,9 @@ class EngineChoice(BaseModel):
         if self.engine is None:
             self.engine = self._load(self.model)
         elif self.engine.task != self._task:
-            kind = "generation" if self._task == "generate" else "embedding"
+            kind = "a generation" if self._task == "generate" else "an embedding"
             raise ValueError(
-                f"{self.engine.model_name} is not a {kind} model (task={self.engine.task!r})"
+                f"{self.engine.model_name} is not {kind} model (task={self.engine.task!r})"
             )
         return self.engine
 

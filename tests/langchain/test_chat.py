@@ -27,8 +27,7 @@ from furiosa_integrations.engine import AsyncEngine, InvalidRequestError, Sampli
 from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
 from furiosa_integrations.langchain.chat_models import _tool_choice
 from furiosa_integrations.langchain.messages import to_engine_messages
-
-from ..conftest import wait_idle, wait_idle_sync
+from tests.engine_checks import wait_idle, wait_idle_sync
 
 COUNT = "Count from 1 to 10, separated by commas."  # greedy: "1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
 

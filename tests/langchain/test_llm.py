@@ -9,8 +9,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
 from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
-
-from ..conftest import wait_idle, wait_idle_sync
+from tests.engine_checks import wait_idle, wait_idle_sync
 
 COUNT = "1, 2, 3, 4,"  # greedy: " 5, 6, 7, 8, 9, 10, ..."
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from furiosa_integrations.langchain import FuriosaChat
+
+pytestmark = pytest.mark.models  # every test here loads a model
 
 # Greedy generations on the 135M default model. What each setting is for:
 # - max_tokens: a cap well above what the answers need (a tool call with CJK arguments

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from furiosa_integrations.langchain import FuriosaEmbeddings
+
+pytestmark = pytest.mark.models  # every test here loads a model
 
 
 class TestFuriosaEmbeddingsUnit(EmbeddingsUnitTests):

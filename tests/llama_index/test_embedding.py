@@ -12,8 +12,7 @@ import pytest
 
 from furiosa_integrations.engine import AsyncEngine
 from furiosa_integrations.llama_index import FuriosaEmbedding
-
-from ..conftest import batch_tolerance
+from tests.engine_checks import batch_tolerance
 
 TEXTS = [
     "The cat sat on the mat.",

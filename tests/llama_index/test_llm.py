@@ -16,8 +16,7 @@ from llama_index.core.llms import ChatMessage
 
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
 from furiosa_integrations.llama_index import FuriosaEmbedding, FuriosaLLM
-
-from ..conftest import wait_idle, wait_idle_sync
+from tests.engine_checks import wait_idle, wait_idle_sync
 
 QUESTION = "What is the capital of France?"
 MESSAGES = [ChatMessage(role="user", content=QUESTION)]
@@ -146,7 +145,7 @@ def test_system_prompt_field(chat_engine: AsyncEngine) -> None:
 
 
 def test_invalid_options_raise_before_queuing(llm: FuriosaLLM, chat_engine: AsyncEngine) -> None:
-    with pytest.raises(ValueError, match="unknown option 'temprature'"):
+    with pytest.raises(ValueError, match="Unknown option 'temprature'"):
         llm.chat(MESSAGES, temprature=0.5)
     with pytest.raises(InvalidRequestError, match="top_p"):
         llm.stream_chat(MESSAGES, top_p=2.0)

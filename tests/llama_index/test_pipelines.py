@@ -15,6 +15,8 @@ from llama_index.core.tools import FunctionTool
 from furiosa_integrations.engine import StructuredOutputsParams
 from furiosa_integrations.llama_index import FuriosaEmbedding, FuriosaLLM
 
+pytestmark = pytest.mark.models  # every test here loads a model
+
 DOCUMENTS = [
     Document(
         text="The Zorblax festival is held every year in the town of Quillon, on the 14th of "

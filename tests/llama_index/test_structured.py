@@ -13,6 +13,8 @@ from pydantic import BaseModel
 
 from furiosa_integrations.llama_index import FuriosaLLM
 
+pytestmark = pytest.mark.models  # every test here loads a model
+
 
 class Address(BaseModel):
     city: str

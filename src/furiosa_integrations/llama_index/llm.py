@@ -292,8 +292,10 @@ class FuriosaLLM(SchemaConstrainedLLM, ChatOptions, EngineChoice):
             user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
         if user_msg is not None:
             messages.append(user_msg)
-        if tool_choice is None and tool_required:
-            tool_choice = "required"  # else auto, or forced by force_tool_call_on_user_turn
+        if tool_choice is None and not self.force_tool_call_on_user_turn:
+            tool_choice = "required" if tool_required else "auto"
+        elif tool_choice is None and tool_required:
+            tool_choice = "required"  # else None: forced on the user's turn, auto after
         return {
             "messages": messages,
             "tools": [tool.metadata.to_openai_tool() for tool in tools] or None,

@@ -4,7 +4,7 @@ Same sandboxed jinja2 environment (trim_blocks, lstrip_blocks, loop controls, th
 ``generation`` tag), the same globals and ``tojson`` filter, and the same inputs
 (messages without ``None`` values, tools, documents, special tokens, extra kwargs).
 Kept here so that rendering a prompt does not import transformers (about a second).
-tests/test_tokenizer.py renders the same conversations through both and compares.
+tests/models/test_tokenizer.py renders the same conversations through both and compares.
 """
 
 from __future__ import annotations

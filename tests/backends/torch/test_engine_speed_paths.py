@@ -10,11 +10,10 @@ import sys
 
 import torch
 
+from furiosa_integrations.backends.torch.engine_thread import LoopSink, deliver_all
 from furiosa_integrations.backends.torch.sampler import SamplingState, sample
-from furiosa_integrations.backends.torch.worker import LoopSink, deliver_all
 from furiosa_integrations.engine import AsyncEngine, SamplingParams
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 SYSTEM = "You answer in one short sentence. " * 6  # a shared prefix well over 16 tokens
 

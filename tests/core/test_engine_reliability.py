@@ -19,8 +19,9 @@ from furiosa_integrations.engine import (
     EngineOverloadedError,
     SamplingParams,
 )
+from tests.engine_checks import wait_idle, wait_idle_sync
 
-from .conftest import wait_idle, wait_idle_sync
+pytestmark = pytest.mark.models  # every test here loads a model
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = SamplingParams(max_tokens=12, temperature=0.0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from furiosa_integrations.composition import engine_from_furiosa_llm
 from furiosa_integrations.engine import AsyncEngine
 
 
@@ -50,13 +51,9 @@ def stand_in_llm(engine: AsyncEngine, model_type: str = "llama") -> StandInLLM:
 
 @pytest.fixture(scope="session")
 def furiosa_chat(chat_engine: AsyncEngine) -> AsyncEngine:
-    from furiosa_integrations.backends.furiosa import furiosa_engine_from_llm
-
-    return furiosa_engine_from_llm(stand_in_llm(chat_engine))
+    return engine_from_furiosa_llm(stand_in_llm(chat_engine))
 
 
 @pytest.fixture(scope="session")
 def furiosa_embed(embed_engine: AsyncEngine) -> AsyncEngine:
-    from furiosa_integrations.backends.furiosa import furiosa_engine_from_llm
-
-    return furiosa_engine_from_llm(stand_in_llm(embed_engine))
+    return engine_from_furiosa_llm(stand_in_llm(embed_engine))

@@ -1,4 +1,4 @@
-"""The seed's public engine API (EngineArgs, AsyncLLMEngine, LLMEngine) on the torch backend.
+"""furiosa-llm's public engine API (EngineArgs, AsyncLLMEngine, LLMEngine) on the torch backend.
 
 Real engine, real default models; greedy and short generations. Every path ends with
 the engine holding no request id, slot or queued work.
@@ -33,10 +33,9 @@ from furiosa_integrations.engine import (
     SamplingParams,
     UnsupportedTaskError,
 )
-from furiosa_integrations.engine.engine_args import CACHE_DIR
-from furiosa_integrations.engine.engine_factory import choose_backend, infer_task
-
-from .conftest import wait_idle, wait_idle_sync
+from furiosa_integrations.furiosa_llm_api.engine_args import CACHE_DIR
+from furiosa_integrations.furiosa_llm_api.engine_from_args import choose_backend, infer_task
+from tests.engine_checks import wait_idle, wait_idle_sync
 
 GREEDY = dict(temperature=0.0, max_tokens=8)
 
@@ -102,7 +101,7 @@ def test_engine_args_cli_round_trip(cls: type[EngineArgs]) -> None:
         jit_max_workers=2, jit_unit_size=4, backend="furiosa", device="cpu", task="generate",
         fxb="/a.fxb", max_model_len=512,
     )  # fmt: skip
-    # The seed's flag took any string ("false" was truthy); this one is a real boolean.
+    # furiosa-llm's flag took any string ("false" was truthy); this one is a real boolean.
     off = cls.from_cli_args(parser.parse_args(["--no-enable-jit-compilation"]))
     assert off.enable_jit_compilation is False
 

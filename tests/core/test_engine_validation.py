@@ -15,8 +15,7 @@ from furiosa_integrations.engine import (
     SamplingParams,
     UnsupportedTaskError,
 )
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 INVALID_OPTIONS: list[tuple[str, Any]] = [
     ("n", 0),

@@ -13,6 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from furiosa_integrations.core.text.tool_call_parser import ToolCallParser
+from furiosa_integrations.core.text.tool_calling import plan_tool_request
+from furiosa_integrations.core.text.tools import normalize_tool_choice, normalize_tools
 from furiosa_integrations.engine import (
     AsyncEngine,
     InvalidRequestError,
@@ -20,14 +23,7 @@ from furiosa_integrations.engine import (
     StructuredOutputsParams,
     ToolCall,
 )
-from furiosa_integrations.engine.tool_call_parser import ToolCallParser
-from furiosa_integrations.engine.tool_calling import (
-    normalize_tool_choice,
-    normalize_tools,
-    plan_tool_request,
-)
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
@@ -173,7 +169,7 @@ async def test_tool_choice_none_gives_no_call(chat_engine: AsyncEngine) -> None:
         assert completion.text.strip()
         assert completion.finish_reason in ("stop", "length")
     # Nothing about the tools reaches the prompt.
-    plan = plan_tool_request(chat_engine, _ask("hi"), TOOLS, "none", GREEDY, None)
+    plan = plan_tool_request(chat_engine.tokenizer, _ask("hi"), TOOLS, "none", GREEDY, None)
     assert "get_weather" not in plan.prompt and "<tool_call>" not in plan.prompt
     assert plan.params.structured_outputs is None
     # Even a call written out as text is not parsed as a call.
@@ -205,7 +201,7 @@ async def test_auto_calls_are_valid_when_made(chat_engine: AsyncEngine) -> None:
 
 
 def test_auto_constraint_lets_text_through_and_constrains_calls(chat_engine: AsyncEngine) -> None:
-    plan = plan_tool_request(chat_engine, _ask("Weather?"), TOOLS, "auto", GREEDY, None)
+    plan = plan_tool_request(chat_engine.tokenizer, _ask("Weather?"), TOOLS, "auto", GREEDY, None)
     factory = chat_engine.native.constraint_factory  # type: ignore[attr-defined]
 
     def accepts(text: str) -> bool:
@@ -223,11 +219,15 @@ def test_auto_constraint_lets_text_through_and_constrains_calls(chat_engine: Asy
 def test_forced_constraints_admit_only_calls(chat_engine: AsyncEngine) -> None:
     factory = chat_engine.native.constraint_factory  # type: ignore[attr-defined]
     call = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'
-    required = plan_tool_request(chat_engine, _ask("Sum"), TOOLS, "required", GREEDY, None)
+    required = plan_tool_request(
+        chat_engine.tokenizer, _ask("Sum"), TOOLS, "required", GREEDY, None
+    )
     matcher = factory(required.params).matcher
     assert matcher.accept_string(call + "\n" + call) and matcher.is_completed()
     assert not factory(required.params).matcher.accept_string("Sure! " + call)
-    named = plan_tool_request(chat_engine, _ask("Sum"), TOOLS, "get_weather", GREEDY, None)
+    named = plan_tool_request(
+        chat_engine.tokenizer, _ask("Sum"), TOOLS, "get_weather", GREEDY, None
+    )
     assert not factory(named.params).matcher.accept_string(call)
 
 
@@ -276,7 +276,7 @@ async def test_history_with_calls_and_results_renders_and_continues(
         {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": "25 C, cloudy"},
     ]
-    plan = plan_tool_request(chat_engine, history, TOOLS, "auto", GREEDY, None)
+    plan = plan_tool_request(chat_engine.tokenizer, history, TOOLS, "auto", GREEDY, None)
     prompt = plan.prompt
     assert (
         '<|im_start|>assistant\n<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}'
@@ -321,7 +321,7 @@ async def test_template_with_tool_support_renders_tools_itself(chat_engine: Asyn
         {"role": "tool", "tool_call_id": "c1", "content": "5"},
         {"role": "user", "content": "Now add 5 and 7."},
     ]
-    plan = plan_tool_request(chat_engine, history, [ADD], "add", GREEDY, kwargs)
+    plan = plan_tool_request(chat_engine.tokenizer, history, [ADD], "add", GREEDY, kwargs)
     assert plan.prompt.startswith('<|im_start|>system\nTools:\n{"type": "function"')
     # The template's own call format (JSON on its own line), arguments as a dict.
     assert (
@@ -392,15 +392,15 @@ def test_parallel_tool_calls_is_an_engine_argument(chat_engine: AsyncEngine) -> 
 
     ask = _ask("Weather?")
     single = plan_tool_request(
-        chat_engine, ask, TOOLS, "auto", GREEDY, None, parallel_tool_calls=False
+        chat_engine.tokenizer, ask, TOOLS, "auto", GREEDY, None, parallel_tool_calls=False
     )
     assert tag_format(single)["stop_after_first"] is True
-    several = plan_tool_request(chat_engine, ask, TOOLS, "auto", GREEDY, None)
+    several = plan_tool_request(chat_engine.tokenizer, ask, TOOLS, "auto", GREEDY, None)
     assert "stop_after_first" not in tag_format(several)
     # extra_args is no side channel for it: the engine reads nothing from there.
     legacy = GREEDY.clone(extra_args={"parallel_tool_calls": False})
     assert "stop_after_first" not in tag_format(
-        plan_tool_request(chat_engine, ask, TOOLS, "auto", legacy, None)
+        plan_tool_request(chat_engine.tokenizer, ask, TOOLS, "auto", legacy, None)
     )
 
 

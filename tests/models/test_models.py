@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from furiosa_integrations.backends import resolve_backend
-from furiosa_integrations.backends.probe import npu_available
+from furiosa_integrations.backends.furiosa.npu_probe import npu_available
+from furiosa_integrations.composition import resolve_backend
 from furiosa_integrations.engine import ModelNotFoundError, get_engine
-from furiosa_integrations.engine.errors import BackendUnavailableError
+from furiosa_integrations.errors import BackendUnavailableError
 from furiosa_integrations.models import resolve
 from furiosa_integrations.models.gguf_cache import converted_dir
 
@@ -55,6 +55,7 @@ def test_defaults_and_local_paths() -> None:
     assert resolve.resolve_model(resolve.default_chat_gguf(), "generate").path == chat.path
 
 
+@pytest.mark.models
 def test_same_model_loads_once() -> None:
     a = get_engine()
     b = get_engine("default")
@@ -63,6 +64,7 @@ def test_same_model_loads_once() -> None:
     assert get_engine(task="embed") is get_engine(task="embed")
 
 
+@pytest.mark.models
 def test_engine_options_choose_their_own_engine() -> None:
     """Options are honoured: an engine built with other options is another engine (it used
     to be the first caller's engine, options ignored)."""

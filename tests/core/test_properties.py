@@ -25,8 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError, SamplingParams
-
-from .conftest import wait_idle_sync
+from tests.engine_checks import wait_idle_sync
 
 PROPERTY_SETTINGS = settings(
     max_examples=25,

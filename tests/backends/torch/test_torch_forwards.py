@@ -23,6 +23,8 @@ from furiosa_integrations.backends.torch.loader import read_config
 from furiosa_integrations.engine import AsyncEngine, PoolingParams
 from furiosa_integrations.models.resolve import default_embedding_dir, resolve_model
 
+pytestmark = pytest.mark.models  # every test here loads a model
+
 PROMPT = [1, 504, 3458, 282, 4649, 314, 1345, 28, 253, 99, 1000, 2000]
 
 

@@ -6,8 +6,7 @@ import asyncio
 import math
 
 from furiosa_integrations.engine import AsyncEngine, PoolingParams
-
-from .conftest import batch_tolerance, wait_idle
+from tests.engine_checks import batch_tolerance, wait_idle
 
 DOCS = [
     "Paris is the capital of France.",

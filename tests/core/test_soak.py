@@ -21,7 +21,7 @@ Afterwards:
 The default run is sized for the test suite (``FURIOSA_SOAK_REQUESTS``, default 200,
 a few minutes on 2 shared cores). The full soak:
 
-    FURIOSA_SOAK_REQUESTS=2000 .venv/bin/pytest -s tests/test_soak.py
+    FURIOSA_SOAK_REQUESTS=2000 .venv/bin/pytest -s tests/core/test_soak.py
     .venv/bin/python -m benchmarks.bench_soak 2000        # the same, with a summary
 """
 
@@ -42,11 +42,10 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from furiosa_integrations import FuriosaChat
+from furiosa_integrations.core.sync_bridge import bridge_loop, run_sync
 from furiosa_integrations.engine import AsyncEngine, SamplingParams
-from furiosa_integrations.engine.sync_bridge import bridge_loop, run_sync
 from furiosa_integrations.llama_index import FuriosaLLM
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 SOAK_REQUESTS = int(os.environ.get("FURIOSA_SOAK_REQUESTS", "200"))
 SOAK_SEED = int(os.environ.get("FURIOSA_SOAK_SEED", "8"))

@@ -3,7 +3,7 @@
 With no NPU here the native engine is ``StandInNativeEngine`` (our torch engine behind
 furiosa-llm's native protocol, answering with the native wheel's own output objects),
 so what is checked is our side: translation both ways, stop strings and detokenization
-in our engine, aborts, errors, and the seed API over the furiosa backend.
+in our engine, aborts, errors, and furiosa-llm's engine API over the furiosa backend.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from furiosa_integrations.engine import (
     SamplingParams,
     StructuredOutputsParams,
 )
+from tests.engine_checks import wait_idle, wait_idle_sync
 
-from ..conftest import wait_idle, wait_idle_sync
 from .conftest import stand_in_llm
 
 QUESTION = [{"role": "user", "content": "Name three colours."}]

@@ -11,15 +11,15 @@ import re
 
 import pytest
 
-from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
-from furiosa_integrations.engine.reasoning import (
+from furiosa_integrations.core.text.reasoning import (
     ChainedParser,
     ReasoningParser,
     prompt_opens_thinking,
     reasoning_parser_factory,
     template_has_thinking,
 )
-from furiosa_integrations.engine.tool_call_parser import ToolCallParser
+from furiosa_integrations.core.text.tool_call_parser import ToolCallParser
+from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
 
 # DeepSeek-R1 style: the generation prompt opens the thinking section itself.
 OPENS_THINK = (

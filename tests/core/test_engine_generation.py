@@ -8,8 +8,7 @@ import math
 import pytest
 
 from furiosa_integrations.engine import AsyncEngine, SamplingParams
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
@@ -364,7 +363,7 @@ def test_sync_bridge(chat_engine: AsyncEngine) -> None:
         messages=story(3), params=SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
     ):
         break
-    from .conftest import wait_idle_sync
+    from tests.engine_checks import wait_idle_sync
 
     wait_idle_sync(chat_engine)
 

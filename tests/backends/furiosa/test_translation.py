@@ -24,14 +24,9 @@ from furiosa_llm.sampling_params import PoolingParams as FuriosaPooling
 from furiosa_llm.sampling_params import SamplingParams as FuriosaSampling
 from furiosa_llm.sampling_params import StructuredOutputsParams as FuriosaStructured
 
-from furiosa_integrations.backends.furiosa import (
-    create_furiosa_engine,
-    furiosa_engine_from_args,
-    llm_kwargs,
-)
-from furiosa_integrations.backends.furiosa.errors import map_error
-from furiosa_integrations.backends.furiosa.llm_builder import supports_images
-from furiosa_integrations.backends.furiosa.params import (
+from furiosa_integrations.backends.furiosa.error_translation import map_error
+from furiosa_integrations.backends.furiosa.llm_loader import supports_images
+from furiosa_integrations.backends.furiosa.param_translation import (
     to_furiosa_pooling_params,
     to_furiosa_sampling_params,
     to_furiosa_structured,
@@ -48,8 +43,10 @@ from furiosa_integrations.engine import (
     RequestOutputKind,
     SamplingParams,
     StructuredOutputsParams,
+    get_engine,
 )
-from furiosa_integrations.models.resolve import ResolvedModel
+from furiosa_integrations.furiosa_llm_api.engine_from_args import engine_from_args, llm_kwargs
+from furiosa_integrations.models.resolve import default_embedding_dir
 
 from .conftest import StandInModelMetadata
 from .stand_in import StandInNativeEngine
@@ -257,8 +254,8 @@ def test_llm_kwargs_bind_to_the_real_llm() -> None:
         {"spare_blocks_ratio": 0.5},
     ],
 )  # fmt: skip
-def test_seed_options_this_furiosa_llm_lacks_are_refused(option: dict) -> None:
-    # furiosa-llm 2026.4 dropped the seed's release's seed, cache_dir and JIT options.
+def test_earlier_release_options_this_furiosa_llm_lacks_are_refused(option: dict) -> None:
+    # furiosa-llm 2026.4 dropped an earlier release's seed, cache_dir and JIT options.
     [name] = option
     with pytest.raises(ValueError, match=name):
         llm_kwargs(EngineArgs(model="/models/m", **option), furiosa_llm.LLM)
@@ -266,15 +263,14 @@ def test_seed_options_this_furiosa_llm_lacks_are_refused(option: dict) -> None:
 
 def test_default_models_and_missing_hardware_fail_clearly() -> None:
     with pytest.raises(ModelNotFoundError, match="no RNGD build"):
-        furiosa_engine_from_args(EngineArgs(backend="furiosa"))
-    default = ResolvedModel(Path("/x"), "SmolLM2-135M-Instruct", "generate")
+        engine_from_args(EngineArgs(backend="furiosa"))
     with pytest.raises(ModelNotFoundError, match="no RNGD build"):
-        create_furiosa_engine(default)
-    with pytest.raises(ValueError, match="Unknown furiosa backend options"):
-        create_furiosa_engine(ResolvedModel(Path("/x"), "m", "generate"), colour="red")
+        get_engine(backend="furiosa")
+    with pytest.raises(ValueError, match="Unknown option 'colour'"):
+        get_engine(default_embedding_dir(), task="embed", backend="furiosa", colour="red")
     # A real LLM(...) needs the model, its artifact and an NPU: none here, so it fails.
     with pytest.raises(Exception):  # noqa: B017 - whichever furiosa-llm raises first
-        furiosa_engine_from_args(EngineArgs(model="/nonexistent/model", backend="furiosa"))
+        engine_from_args(EngineArgs(model="/nonexistent/model", backend="furiosa"))
 
 
 def test_image_support_follows_furiosa_llms_registry() -> None:

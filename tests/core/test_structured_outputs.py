@@ -22,8 +22,7 @@ from furiosa_integrations.engine import (
     SamplingParams,
     StructuredOutputsParams,
 )
-
-from .conftest import wait_idle
+from tests.engine_checks import wait_idle
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
