@@ -13,7 +13,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +39,11 @@ from .device import pick_dtype, prepare_device
 from .engine_thread import EngineThread, LoopSink, deliver_all, loop_sink
 from .grammar import GrammarConstraints
 from .loader import eos_token_ids, read_config
+from .prefix_sharing import MIN_SHARED_PREFIX, longest_shared_prefix
 from .sampler import ConstraintFactory, SamplingState, sample
+from .sequence_state import SequenceState
 
 logger = logging.getLogger(__name__)
-
-# Shorter shared prefixes are not worth a copy (and a chat template's header is ~30 tokens).
-_MIN_PREFIX = 16
-
-
-@dataclass(eq=False)  # compared and looked up by identity
-class _Request:
-    request_id: str
-    prompt_token_ids: list[int]
-    max_tokens: int
-    state: SamplingState
-    sink: LoopSink
-    slot: int = -1
-    cached_len: int = 0  # tokens whose K/V are in the slot
-    num_cached_prompt_tokens: int = 0
-    pending_token: int | None = None  # sampled, not yet fed to the model
-    prefix_source: _Request | None = None  # running request whose cached prefix we copy
-    finished: bool = False
 
 
 class TorchGenerationEngine(EngineThread, NativeEngineBase):
@@ -98,11 +81,11 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self.constraint_factory = constraint_factory
 
         self._lock = threading.Lock()
-        self._requests: dict[str, _Request] = {}  # every id in flight, waiting or running
-        self._inbox: deque[_Request] = deque()
+        self._requests: dict[str, SequenceState] = {}  # every id in flight, waiting or running
+        self._inbox: deque[SequenceState] = deque()
         self._aborts: set[str] = set()
-        self._waiting: deque[_Request] = deque()
-        self._running: list[_Request] = []  # _running[i] occupies slot i
+        self._waiting: deque[SequenceState] = deque()
+        self._running: list[SequenceState] = []  # _running[i] occupies slot i
         self.num_steps = 0  # decode steps run so far (for tests and benchmarks)
         self.num_prefill_tokens = 0  # prompt tokens actually computed (prefix hits excluded)
         self.start()
@@ -178,7 +161,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         params: SamplingParams,
         request_id: str,
         queue: asyncio.Queue[NativeStep | BaseException],
-    ) -> _Request:
+    ) -> SequenceState:
         room = self.max_model_len - len(prompt_token_ids)
         max_tokens = min(params.max_tokens or room, room)
         generator = None
@@ -199,7 +182,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             constraint=constraint,
         )
         sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait)
-        return _Request(request_id, list(prompt_token_ids), max_tokens, state, sink)
+        return SequenceState(request_id, list(prompt_token_ids), max_tokens, state, sink)
 
     # ---- engine thread ----
 
@@ -216,7 +199,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         if batch:
             self._guarded(batch, lambda: self._decode(batch))
 
-    def _guarded(self, requests: list[_Request], run: Callable[[], None]) -> None:
+    def _guarded(self, requests: list[SequenceState], run: Callable[[], None]) -> None:
         """A failing model step fails only its own requests; the engine keeps serving."""
         try:
             run()
@@ -239,18 +222,18 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
                 if request.request_id in aborts and not request.finished:
                     self._finish(request, NativeStep([], finish_reason="abort"))
 
-    def _admit(self) -> list[_Request]:
-        admitted: list[_Request] = []
+    def _admit(self) -> list[SequenceState]:
+        admitted: list[SequenceState] = []
         budget = self.max_prefill_tokens
         while self._waiting and len(self._running) < self.max_num_seqs:
             request = self._waiting[0]
             if self.enable_prefix_caching:
-                source, cached = self._find_prefix(request, self._running, cached_only=True)
+                source, cached = longest_shared_prefix(request, self._running, cached_only=True)
                 # A prefix shared with a request admitted in this same step is copied after
                 # that one's prefill, in the same step (see _prefill): no one waits for it.
                 leaders = [r for r in admitted if r.prefix_source not in admitted]
-                leader, shared = self._find_prefix(request, leaders, cached_only=False)
-                if leader is not None and shared >= cached + _MIN_PREFIX:
+                leader, shared = longest_shared_prefix(request, leaders, cached_only=False)
+                if leader is not None and shared >= cached + MIN_SHARED_PREFIX:
                     source, cached = leader, shared
                 request.prefix_source, request.num_cached_prompt_tokens = source, cached
             cost = len(request.prompt_token_ids) - request.num_cached_prompt_tokens
@@ -268,48 +251,14 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             self.decoder.cache.ensure(len(self._running), min(longest, self.max_model_len))
         return admitted
 
-    @staticmethod
-    def _common_prefix(request: _Request, other: _Request, cached: int) -> int:
-        """Tokens ``request``'s prompt shares with ``other``'s first ``cached`` tokens."""
-        prompt = request.prompt_token_ids
-        sequence = other.prompt_token_ids + other.state.output_token_ids
-        limit = min(len(prompt) - 1, cached)  # the last prompt token is always computed
-        n = 0
-        while n < limit:  # compare in blocks at C speed, then token by token
-            block = min(64, limit - n)
-            if prompt[n : n + block] == sequence[n : n + block]:
-                n += block
-                continue
-            while n < limit and prompt[n] == sequence[n]:
-                n += 1
-            break
-        return n
-
-    def _find_prefix(
-        self, request: _Request, candidates: list[_Request], cached_only: bool
-    ) -> tuple[_Request | None, int]:
-        """The candidate sharing the longest prompt prefix with ``request`` (at least
-        ``_MIN_PREFIX`` tokens), counting what is in its cache now, or (``cached_only=False``)
-        what will be once its prompt is prefilled."""
-        best: _Request | None = None
-        best_len = 0
-        for other in candidates:
-            cached = other.cached_len if cached_only else len(other.prompt_token_ids)
-            n = self._common_prefix(request, other, cached)
-            if n > best_len:
-                best, best_len = other, n
-        if best_len < _MIN_PREFIX:
-            return None, 0
-        return best, best_len
-
-    def _prefill(self, requests: list[_Request]) -> None:
+    def _prefill(self, requests: list[SequenceState]) -> None:
         # Requests that copy a prefix from one prefilled in this same step go second.
         followers = [r for r in requests if r.prefix_source in requests]
         leaders = [r for r in requests if r.prefix_source not in requests]
         logits = [self._prefill_packed(group) for group in (leaders, followers) if group]
         self._sample_and_emit(leaders + followers, torch.cat(logits))
 
-    def _prefill_packed(self, requests: list[_Request]) -> torch.Tensor:
+    def _prefill_packed(self, requests: list[SequenceState]) -> torch.Tensor:
         """One packed forward over the new prompt tokens of ``requests``; their last logits."""
         segments = []
         tokens: list[int] = []
@@ -328,7 +277,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self.num_prefill_tokens += len(tokens)
         return logits
 
-    def _decode(self, batch: list[_Request]) -> None:
+    def _decode(self, batch: list[SequenceState]) -> None:
         # Rows must be slots 0..B-1 for the cache view; only running requests with a
         # pending token decode, and all running requests have one between steps.
         assert all(r.slot == i for i, r in enumerate(batch)), "running slots are not compact"
@@ -346,9 +295,9 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self.num_steps += 1
         self._sample_and_emit(batch, logits)
 
-    def _sample_and_emit(self, requests: list[_Request], logits: torch.Tensor) -> None:
+    def _sample_and_emit(self, requests: list[SequenceState], logits: torch.Tensor) -> None:
         tokens, logprobs = sample(logits, [r.state for r in requests])
-        running: list[_Request] = []
+        running: list[SequenceState] = []
         steps: list[tuple[LoopSink, NativeStep]] = []
         for request, token, logprob in zip(requests, tokens, logprobs, strict=True):
             step = self._append_token(request, token, logprob)
@@ -360,7 +309,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
                 self._finish(request, NativeStep([], finish_reason="abort"))
 
     def _append_token(
-        self, request: _Request, token: int, logprob: NativeLogprob | None
+        self, request: SequenceState, token: int, logprob: NativeLogprob | None
     ) -> NativeStep | None:
         """Record ``token``; a finished request gets its last step now, a running one's step
         is returned for delivery with the rest of the batch."""
@@ -393,7 +342,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         request.pending_token = token
         return step
 
-    def _finish(self, request: _Request, final: NativeStep | BaseException) -> None:
+    def _finish(self, request: SequenceState, final: NativeStep | BaseException) -> None:
         """Emit the last output, free the slot (keeping slots compact) and the id."""
         request.finished = True
         request.pending_token = None

@@ -1,0 +1,31 @@
+"""One generation request's state inside the torch engine: its slot, cache and sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .engine_thread import LoopSink
+from .sampler import SamplingState
+
+
+@dataclass(eq=False)  # compared and looked up by identity
+class SequenceState:
+    request_id: str
+    prompt_token_ids: list[int]
+    max_tokens: int
+    state: SamplingState
+    sink: LoopSink
+    slot: int = -1
+    cached_len: int = 0  # tokens whose K/V are in the slot
+    num_cached_prompt_tokens: int = 0
+    pending_token: int | None = None  # sampled, not yet fed to the model
+    prefix_source: SequenceState | None = None  # running sequence whose cached prefix we copy
+    finished: bool = False
+
+    @property
+    def token_ids(self) -> list[int]:
+        """The prompt and what has been generated so far."""
+        return self.prompt_token_ids + self.state.output_token_ids
+
+
+__all__ = ["SequenceState"]
