@@ -4,6 +4,7 @@ LangChain's ``FuriosaChat`` / ``FuriosaLLM`` / ``FuriosaEmbeddings`` and LlamaIn
 ``FuriosaLLM`` / ``FuriosaEmbedding`` inherit these pydantic mixins, so each field has one
 name, one description and one mapping onto the engine in both frameworks:
 
+    RefusesUnknownArguments   a misspelt argument is an UnknownOptionError, not ignored
     EngineChoice     model, backend, device, dtype, engine  ->  composition.get_engine
     SamplingOptions  sampling fields (+ per-call overrides) ->  SamplingParams, and the
                      arguments of a completion request      ->  engine.stream(prompt, ...)
@@ -48,6 +49,28 @@ CALL_OPTIONS = (*SAMPLING_OPTIONS, "stop", "request_id")
 _CONFIG = ConfigDict(
     arbitrary_types_allowed=True, protected_namespaces=(), use_attribute_docstrings=True
 )
+
+
+class RefusesUnknownArguments:
+    """The first base of every adapter class: an argument that is no field raises
+    ``UnknownOptionError`` naming the closest field (``temprature`` -> ``temperature``),
+    instead of being dropped the way pydantic drops extras by default."""
+
+    model_fields: ClassVar[dict[str, Any]]
+
+    def __init__(self, **data: Any) -> None:
+        self._check_arguments(data)
+        super().__init__(**data)
+
+    @classmethod
+    def _known_arguments(cls) -> set[str]:
+        names = set(cls.model_fields)
+        names.update(f.alias for f in cls.model_fields.values() if getattr(f, "alias", None))
+        return names
+
+    @classmethod
+    def _check_arguments(cls, data: dict[str, Any]) -> None:
+        UnknownOptionError.check(cls.__name__, data, cls._known_arguments())
 
 
 class EngineChoice(BaseModel):
@@ -183,9 +206,17 @@ class SamplingOptions(BaseModel):
     """Constrain every output (JSON schema, any JSON object, regex, choice, grammar); see
     ``StructuredOutputsParams``. Structured-output helpers set this per call."""
 
+    def _extra_args(self) -> dict[str, Any]:
+        """Free-form options for the engine (``SamplingParams.extra_args``, which served
+        backends pass on to the server): the framework's own pass-through field."""
+        return {}
+
     def _sampling_params(self, stop: list[str] | None, overrides: dict[str, Any]) -> SamplingParams:
         """SamplingParams from the fields, with per-call ``overrides`` (consumed) on top."""
         options: dict[str, Any] = {}
+        extra = self._extra_args()
+        if extra:
+            options["extra_args"] = dict(extra)
         for name in SAMPLING_OPTIONS:
             value = overrides.pop(name) if name in overrides else getattr(self, name)
             if value is not None or name == "max_tokens":
@@ -265,5 +296,6 @@ __all__ = [
     "SAMPLING_OPTIONS",
     "ChatOptions",
     "EngineChoice",
+    "RefusesUnknownArguments",
     "SamplingOptions",
 ]

@@ -46,14 +46,15 @@ class UnknownOptionError(InvalidRequestError, TypeError):
     def __init__(self, where: str, unknown: Iterable[str], known: Iterable[str]) -> None:
         self.unknown = sorted(unknown)
         known = sorted(set(known))
-        hints = []
+        hints, all_close = [], True
         for name in self.unknown:
             close = difflib.get_close_matches(name, known, n=1)
             hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+            all_close = all_close and bool(close)
         plural = "s" if len(hints) > 1 else ""
-        super().__init__(
-            f"Unknown option{plural} {', '.join(hints)} for {where}; known: {', '.join(known)}"
-        )
+        message = f"Unknown option{plural} {', '.join(hints)} for {where}"
+        # A suggestion says enough; without one, the list of what is known helps.
+        super().__init__(message if all_close else f"{message}; known: {', '.join(known)}")
 
     @classmethod
     def check(cls, where: str, given: Iterable[str], known: Iterable[str]) -> None:
