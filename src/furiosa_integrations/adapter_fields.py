@@ -258,15 +258,21 @@ class ChatOptions(SamplingOptions):
     """``False``: at most one tool call per turn (generation ends after it). ``None`` or
     ``True``: the model may make several calls in one turn. Also a per-call option."""
 
-    force_tool_call_on_user_turn: bool = False
+    force_tool_call_on_user_turn: bool | None = None
     """When tools are offered without a ``tool_choice``, require a tool call while the
     conversation ends with a user message, and let the model answer freely once it ends
-    with a tool result. Small models (like the 135M default) almost never decide to call
-    a tool on their own; this makes agent loops work with them. An explicit
+    with a tool result. ``None`` (the default) does so for models whose chat template
+    renders no tools (like the 135M default): they were not trained to decide when to call
+    one and almost never do, which leaves agent loops without a single call. An explicit
     ``tool_choice`` always wins."""
 
     def _chat_request(
-        self, options: dict[str, Any], *, ends_with_user: bool, stop: list[str] | None = None
+        self,
+        options: dict[str, Any],
+        engine: AsyncEngine,
+        *,
+        ends_with_user: bool,
+        stop: list[str] | None = None,
     ) -> dict[str, Any]:
         """``engine.stream`` keyword arguments (besides the messages) from the fields and a
         call's ``options``; an option nobody knows raises ``UnknownOptionError``.
@@ -275,7 +281,10 @@ class ChatOptions(SamplingOptions):
         request = self._take_common(options, stop)
         tools = options.pop("tools", None) or None
         tool_choice = options.pop("tool_choice", None)
-        if tools and tool_choice is None and ends_with_user and self.force_tool_call_on_user_turn:
+        force = self.force_tool_call_on_user_turn
+        if force is None:
+            force = not engine.template_renders_tools
+        if tools and tool_choice is None and ends_with_user and force:
             tool_choice = "required"
         parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
         request.update(

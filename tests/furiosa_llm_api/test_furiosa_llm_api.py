@@ -61,7 +61,7 @@ async def collect(api: AsyncLLMEngine, prompt, params, request_id) -> list[Reque
 # ---- EngineArgs ----
 
 
-def test_engine_args_defaults_are_the_seeds() -> None:
+def test_engine_args_defaults_are_furiosa_llms() -> None:
     args = EngineArgs()
     assert args.model == "default"
     assert (args.revision, args.tokenizer, args.seed, args.devices) == (None, None, None, None)

@@ -45,7 +45,9 @@ def test_prepare_chat_with_tools_leaves_the_history_alone(llm: FuriosaLLM) -> No
     assert kwargs["tools"][0]["function"]["parameters"]["required"] == ["a", "b"]
     assert kwargs["tool_choice"] == "required" and kwargs["parallel_tool_calls"] is False
     default = llm._prepare_chat_with_tools(TOOLS, user_msg=ASK, allow_parallel_tool_calls=True)
-    assert default["tool_choice"] == "auto" and default["parallel_tool_calls"] is True
+    # No tool_choice: the default policy decides (a call on the user's turn for a model
+    # whose template renders no tools, else auto).
+    assert default["tool_choice"] is None and default["parallel_tool_calls"] is True
     named = llm._prepare_chat_with_tools(TOOLS, user_msg=ASK, tool_choice="get_weather")
     assert named["tool_choice"] == "get_weather"
     assert llm._prepare_chat_with_tools([], user_msg=ASK)["tools"] is None

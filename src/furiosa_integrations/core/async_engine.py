@@ -3,12 +3,13 @@
 It is backend-neutral and wires the request's way through:
 
     caller -> InputProcessor -> EngineRequest            (typed errors before queuing)
-           -> RequestTracker.claimed                     (request id + admission place)
+           -> RequestTracker: Claim                      (request id + admission place)
            -> native engine (n samples, parallel_sampling)
            -> CompletionProcessor -> GenerationChunk      (text, tool calls, usage)
 
 and back; every exit path (end, error, break, ``aclose``, cancellation) aborts what is
-still running natively and frees the id before the call that ended it returns.
+still running natively and frees the id before the call that ended it returns
+(``RequestStream`` does it synchronously, even right after a ``break``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .output_processor import CompletionProcessor
 from .outputs import Completion, GenerationChunk, GenerationResult, Usage
 from .parallel_sampling import OpenStream, merged_steps, sample_ids, sample_params
 from .protocol import NativeEngine, NativeStats, NativeStep
-from .request_lifecycle import RequestTracker
+from .request_lifecycle import Claim, RequestTracker
+from .request_stream import RequestStream
 from .sampling_params import PoolingParams, SamplingParams
 from .sync_bridge import iterate_sync, run_sync
 from .tokenizer import Tokenizer
@@ -67,6 +69,12 @@ class AsyncEngine:
     @property
     def max_model_len(self) -> int:
         return self.native.max_model_len
+
+    @property
+    def template_renders_tools(self) -> bool:
+        """Whether the model's chat template renders tools itself (models trained to decide
+        when to call one); otherwise tools go in a system prompt of ours."""
+        return self.input_processor.template_renders_tools
 
     def is_alive(self) -> bool:
         return self.native.is_alive()
@@ -121,7 +129,7 @@ class AsyncEngine:
         request_id: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         images: Sequence[Any] | None = None,
-    ) -> AsyncGenerator[GenerationChunk, None]:
+    ) -> RequestStream[GenerationChunk]:
         """Stream chunks of new text. Validation happens here, before anything is queued.
 
         Stopping iteration early (break, ``aclose``, task cancellation) aborts the
@@ -140,50 +148,66 @@ class AsyncEngine:
             chat_template_kwargs=chat_template_kwargs,
             images=images,
         )
-        return self._run(request)
+        held: list[Claim] = []  # the run's claim, once it has started
+        return RequestStream(self._run(request, held), lambda: self._abandon(held))
 
-    async def _run(self, request: EngineRequest) -> AsyncGenerator[GenerationChunk, None]:
+    async def _run(
+        self, request: EngineRequest, held: list[Claim]
+    ) -> AsyncGenerator[GenerationChunk, None]:
         params = request.params
         ids = sample_ids(request.request_id, params.n)
-        # 1. Claim the id and a place; both are given back however this generator ends.
-        #    (Claimed on first iteration: a stream that is never iterated holds nothing.)
-        async with self.requests.claimed(request.request_id, ids):
-            processors = [
-                CompletionProcessor(
-                    self.tokenizer,
-                    request.request_id,
-                    i,
-                    request.prompt_token_ids,
-                    params,
-                    request.parser_factory() if request.parser_factory else None,
-                )
-                for i in range(params.n)
-            ]
-            steps = merged_steps(self._opener(request), sample_params(params), ids)
-            try:
-                # 2. Native steps -> chunks; the request's last chunk carries its usage.
-                remaining = params.n
-                async for index, step in steps:
-                    processor = processors[index]
-                    if processor.finished:
-                        continue
-                    chunk = processor.process(step)
-                    if processor.finished:
-                        remaining -= 1
-                        if step.finish_reason is None:  # a stop string ended it early
-                            self.native.abort_request(ids[index])
-                        if remaining == 0:
-                            chunk.usage = _usage(request, processors)
-                    if _carries_anything(chunk):
-                        yield chunk
+        # 1. Take the id, then a place; both are given back however this run ends.
+        #    (Taken on first iteration: a stream that is never iterated holds nothing.)
+        claim = self.requests.hold(request.request_id, ids)
+        held.append(claim)
+        processors = [
+            CompletionProcessor(
+                self.tokenizer,
+                request.request_id,
+                i,
+                request.prompt_token_ids,
+                params,
+                request.parser_factory() if request.parser_factory else None,
+            )
+            for i in range(params.n)
+        ]
+        steps = merged_steps(self._opener(request), sample_params(params), ids)
+        try:
+            await self.requests.admit(claim)
+            # 2. Native steps -> chunks; the request's last chunk carries its usage.
+            remaining = params.n
+            async for index, step in steps:
+                processor = processors[index]
+                if processor.finished:
+                    continue
+                chunk = processor.process(step)
+                if processor.finished:
+                    remaining -= 1
+                    if step.finish_reason is None:  # a stop string ended it early
+                        self.native.abort_request(ids[index])
                     if remaining == 0:
-                        return
-            finally:
-                # 3. Abort what still runs natively, now, not when the generator is collected.
-                for native_id, processor in zip(ids, processors, strict=True):
-                    if not processor.finished:
-                        self.native.abort_request(native_id)
-                await steps.aclose()
+                        chunk.usage = _usage(request, processors)
+                if _carries_anything(chunk):
+                    yield chunk
+                if remaining == 0:
+                    return
+        finally:
+            # 3. Abort what still runs natively and free the id now; then close the streams.
+            unfinished = [i for i, p in zip(ids, processors, strict=True) if not p.finished]
+            self._end(claim, unfinished)
+            await steps.aclose()
+
+    def _abandon(self, held: list[Claim]) -> None:
+        """A consumer let go of a stream: abort every native request it runs as, free it."""
+        for claim in held:
+            self._end(claim, claim.native_ids)
+
+    def _end(self, claim: Claim, abort: list[str]) -> None:
+        if claim.released:
+            return
+        for native_id in abort:  # an id the native engine no longer knows is ignored
+            self.native.abort_request(native_id)
+        self.requests.release(claim)
 
     def _opener(self, request: EngineRequest) -> OpenStream:
         def open_stream(params: SamplingParams, native_id: str) -> AsyncGenerator[NativeStep, None]:
@@ -238,9 +262,12 @@ class AsyncEngine:
         self, prompts: list[list[int]], params: PoolingParams, request_id: str | None = None
     ) -> list[list[float]]:
         """``embed`` for inputs that ``prepare_embed`` has already checked and tokenized."""
-        request_id = self.requests.check_new(request_id)
-        async with self.requests.claimed(request_id):
-            return await self.native.encode(prompts, params, request_id)
+        claim = self.requests.hold(self.requests.check_new(request_id))
+        try:
+            await self.requests.admit(claim)
+            return await self.native.encode(prompts, params, claim.request_id)
+        finally:
+            self.requests.release(claim)
 
     # ---- sync bridge (for the frameworks' sync methods) ----
 

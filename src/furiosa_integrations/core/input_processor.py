@@ -19,9 +19,9 @@ from .request_lifecycle import RequestTracker
 from .sampling_params import PoolingParams, SamplingParams, check_token_ids
 from .text.chat import apply_template, image_parts, normalize_messages
 from .text.images import load_image
-from .text.reasoning import reasoning_parser_factory
+from .text.reasoning import chat_template_text, reasoning_parser_factory
 from .text.tool_calling import plan_tool_request
-from .text.tool_prompt import needs_tool_prompt, render_tool_prompt
+from .text.tool_prompt import needs_tool_prompt, render_tool_prompt, template_supports_tools
 from .text.tools import normalize_tool_choice, normalize_tools
 from .tokenizer import Tokenizer
 
@@ -90,6 +90,11 @@ class InputProcessor:
             add_generation_prompt=add_generation_prompt,
             **(chat_template_kwargs or {}),
         )
+
+    @property
+    def template_renders_tools(self) -> bool:
+        """Whether the model's own chat template renders tools (else our tool prompt does)."""
+        return template_supports_tools(chat_template_text(self.tokenizer, None))
 
     # ---- checks every request passes first ----
 
@@ -163,7 +168,7 @@ class InputProcessor:
             raise InvalidRequestError("The prompt is empty after tokenization")
         self._check_context(len(token_ids), params.max_tokens)
         if params.structured_outputs is not None:
-            self.native.check_structured_outputs(params.structured_outputs)
+            self.native.check_structured_outputs(params)
         request_id = self.requests.check_new(request_id)
         return EngineRequest(request_id, text, token_ids, params, parser_factory, loaded_images)
 

@@ -26,6 +26,11 @@ class TextParser(Protocol):
         """Flush whatever is held back at the end of generation."""
         ...
 
+    @property
+    def done(self) -> bool:
+        """True once the text says the turn is over (a tool call repeated word for word)."""
+        ...
+
 
 class CompletionProcessor:
     def __init__(
@@ -82,6 +87,8 @@ class CompletionProcessor:
         )
         if self.parser is not None:
             content, reasoning, calls = self.parser.feed(text)
+            if not final and self.parser.done:  # the turn is over: end it here
+                final, finish_reason, stop_reason = True, "stop", None
             if final:
                 more_content, more_reasoning, more_calls = self.parser.finish()
                 content, reasoning, calls = (

@@ -14,7 +14,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..errors import EngineDeadError
 from .sampling_params import PoolingParams, SamplingParams
-from .structured_outputs import StructuredOutputsParams
 from .tokenizer import Tokenizer
 
 Task = Literal["generate", "embed"]
@@ -101,8 +100,9 @@ class NativeEngine(Protocol):
         """Refuse, before queuing, options this backend cannot honour."""
         ...
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
-        """Compile or translate a constraint now, so a bad one fails before queuing."""
+    def check_structured_outputs(self, params: SamplingParams) -> None:
+        """Compile or translate ``params.structured_outputs`` now, so a bad constraint (or
+        one that cannot complete within ``max_tokens``) fails before queuing."""
         ...
 
     def stats(self) -> NativeStats: ...
@@ -126,7 +126,7 @@ class NativeEngineBase:
     def check_sampling_params(self, params: SamplingParams) -> None:
         """Every option is honoured (the base's assumption)."""
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
+    def check_structured_outputs(self, params: SamplingParams) -> None:
         """Constraints are checked when the request runs (the base's assumption)."""
 
 

@@ -1,19 +1,31 @@
 """Request lifecycle: ids in flight and their places under backpressure.
 
-Generation and pooling requests alike go through ``RequestTracker.claimed``: it claims the
-request id, waits for (or is refused) a place, and gives both back on every exit path
-(end, error, break, ``aclose``, cancellation), before the call that ended it returns.
+Generation and pooling requests alike hold a ``Claim`` while they run: it takes the
+request id, then waits for (or is refused) a place, and ``release`` gives both back on
+every exit path (end, error, break, ``aclose``, cancellation), synchronously, so the id
+is free again before the call that ended the request returns.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..errors import DuplicateRequestIdError, InvalidRequestError
 from .admission import Admission
+
+
+@dataclass(eq=False)  # one claim per request run; compared by identity
+class Claim:
+    """A request id (and the native ids it runs as) held by one run of a request."""
+
+    request_id: str
+    native_ids: list[str] = field(default_factory=list)
+    held: bool = False  # the id is taken
+    admitted: bool = False  # a place under backpressure is taken
+    released: bool = False
 
 
 class RequestTracker:
@@ -21,11 +33,11 @@ class RequestTracker:
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
-        self._native_ids: dict[str, list[str]] = {}
+        self._claims: dict[str, Claim] = {}
         self._counter = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._native_ids)
+        return len(self._claims)
 
     def new_id(self) -> str:
         return f"req-{uuid.uuid4().hex[:12]}-{next(self._counter)}"
@@ -41,30 +53,40 @@ class RequestTracker:
         return request_id
 
     def _refuse_in_flight(self, request_id: str) -> None:
-        if request_id in self._native_ids:
+        if request_id in self._claims:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
 
     def native_ids(self, request_id: str) -> list[str]:
         """The native requests ``request_id`` runs as (itself when it is not in flight)."""
-        return self._native_ids.get(request_id, [request_id])
+        claim = self._claims.get(request_id)
+        return list(claim.native_ids) if claim is not None else [request_id]
 
-    @asynccontextmanager
-    async def claimed(
-        self, request_id: str, native_ids: Sequence[str] | None = None
-    ) -> AsyncIterator[None]:
-        """Hold ``request_id`` (and an admission place) for the duration of the block."""
-        self._refuse_in_flight(request_id)  # again: it may have been taken since the check
-        self._native_ids[request_id] = list(native_ids or [request_id])
-        try:
-            await self.admission.acquire()
-        except BaseException:
-            del self._native_ids[request_id]
-            raise
-        try:
-            yield
-        finally:
+    def hold(self, request_id: str, native_ids: Sequence[str] | None = None) -> Claim:
+        """Take ``request_id`` now (it may have been taken since ``check_new``)."""
+        self._refuse_in_flight(request_id)
+        claim = Claim(request_id, list(native_ids or [request_id]), held=True)
+        self._claims[request_id] = claim
+        return claim
+
+    async def admit(self, claim: Claim) -> None:
+        """Wait for a place under backpressure (or be refused one)."""
+        await self.admission.acquire()
+        if claim.released:  # released while waiting: hand the place straight back
             self.admission.release()
-            self._native_ids.pop(request_id, None)
+            return
+        claim.admitted = True
+
+    def release(self, claim: Claim) -> bool:
+        """Give the id and the place back (once; later calls do nothing). Returns whether
+        this call released it."""
+        if claim.released:
+            return False
+        claim.released = True
+        if claim.admitted:
+            self.admission.release()
+        if self._claims.get(claim.request_id) is claim:
+            del self._claims[claim.request_id]
+        return True
 
 
-__all__ = ["RequestTracker"]
+__all__ = ["Claim", "RequestTracker"]

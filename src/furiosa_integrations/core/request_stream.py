@@ -56,7 +56,10 @@ class RequestStream(AsyncGenerator[T, None]):
         await self._inner.aclose()
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:  # at interpreter exit the engine may be gone already
+            pass
 
 
 __all__ = ["RequestStream"]

@@ -10,10 +10,12 @@ is cancelled, aborts the native request and frees the request id.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from ..core import AsyncEngine, GenerationChunk, PoolingParams, SamplingParams
+from ..core.request_stream import RequestStream
 from ..errors import InvalidRequestError
 from .llm_engine_base import LLMEngineBase
 from .request_output import (
@@ -74,7 +76,7 @@ class AsyncLLMEngine(LLMEngineBase):
 
     def open_generation(
         self, prompt: PromptType, sampling_params: SamplingParams, request_id: str
-    ) -> AsyncIterator[RequestOutput]:
+    ) -> RequestStream[RequestOutput]:
         """Validate and submit now; return the stream of outputs (for ``LLMEngine``)."""
         if not isinstance(sampling_params, SamplingParams):
             raise InvalidRequestError(
@@ -96,37 +98,45 @@ class AsyncLLMEngine(LLMEngineBase):
         assembler = RequestOutputAssembler(
             request_id, text, prompt_ids, params.n, params.output_kind
         )
-        return self._assemble(chunks, assembler)
+        return RequestStream(self._assemble(chunks, assembler), chunks.release)
 
     @staticmethod
     async def _assemble(
-        chunks: AsyncIterator[GenerationChunk], assembler: RequestOutputAssembler
-    ) -> AsyncIterator[RequestOutput]:
+        chunks: AsyncGenerator[GenerationChunk, None], assembler: RequestOutputAssembler
+    ) -> AsyncGenerator[RequestOutput, None]:
         try:
             async for chunk in chunks:
                 output = assembler.add(chunk)
                 if output is not None:
                     yield output
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
 
-    async def generate(
+    def generate(
         self,
         prompt: PromptType,
         sampling_params: SamplingParams,
         request_id: str,
-    ) -> AsyncGenerator[RequestOutput, None]:
+    ) -> RequestStream[RequestOutput]:
         """Stream ``RequestOutput`` objects as ``sampling_params.output_kind`` asks.
 
         Invalid requests raise (a ``ValueError``) at the first iteration, before anything
-        is queued. Stopping early aborts the request and frees its id.
+        is queued. Stopping early (break, ``aclose``, cancellation) aborts the request and
+        frees its id before the code that stopped goes on.
         """
-        outputs = self.open_generation(prompt, sampling_params, request_id)
-        try:
-            async for output in outputs:
-                yield output
-        finally:
-            await outputs.aclose()  # type: ignore[attr-defined]
+        opened: list[RequestStream[RequestOutput]] = []
+
+        async def outputs() -> AsyncGenerator[RequestOutput, None]:
+            opened.append(self.open_generation(prompt, sampling_params, request_id))
+            async with aclosing(opened[0]) as stream:
+                async for output in stream:
+                    yield output
+
+        def release() -> None:
+            for stream in opened:
+                stream.release()
+
+        return RequestStream(outputs(), release)
 
     # ---- pooling ----
 

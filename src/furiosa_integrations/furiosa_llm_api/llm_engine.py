@@ -13,7 +13,7 @@ import concurrent.futures
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 from ..core import AsyncEngine, PoolingParams, SamplingParams
@@ -134,7 +134,7 @@ class LLMEngine(LLMEngineBase):
     ) -> None:
         try:
             if isinstance(params, SamplingParams):
-                outputs: AsyncIterator[RequestOutput] | None = self._api.open_generation(
+                outputs: AsyncGenerator[RequestOutput, None] | None = self._api.open_generation(
                     prompt, params, request_id
                 )
                 encoding = None
@@ -156,15 +156,15 @@ class LLMEngine(LLMEngineBase):
         except Exception as exc:
             self._outputs.put(_Failure(request_id, exc))
 
-    async def _pump(self, outputs: AsyncIterator[RequestOutput]) -> None:
+    async def _pump(self, outputs: AsyncGenerator[RequestOutput, None]) -> None:
         try:
             async for output in outputs:
                 if output.finished:
                     # Close first, so the id is free in the engine before anyone sees the end.
-                    await outputs.aclose()  # type: ignore[attr-defined]
+                    await outputs.aclose()
                 self._outputs.put(output)
         finally:
-            await outputs.aclose()  # type: ignore[attr-defined]
+            await outputs.aclose()
 
     def abort_request(self, request_id: str | Iterable[str]) -> None:
         """Abort one request or many; unknown ids are ignored. Their outputs stop at once."""

@@ -114,7 +114,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
         engine = self._get_engine(options.pop("model", None))
         options.pop("stream", None)  # LangChain's own switch, already acted on
         ends_with_user = bool(messages) and isinstance(messages[-1], HumanMessage)
-        request = self._chat_request(options, ends_with_user=ends_with_user, stop=stop)
+        request = self._chat_request(options, engine, ends_with_user=ends_with_user, stop=stop)
         request["messages"] = to_engine_messages(messages)
         return engine, request
 
@@ -258,8 +258,8 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
                 ``json_mode``.
             method: ``"json_schema"`` (default): decoding is constrained to the schema, so
                 the output always parses; ``"function_calling"``: the schema is a tool the
-                model is forced to call; ``"json_mode"``: decoding is constrained to a JSON
-                object and the prompt must name the keys.
+                model is forced to call; ``"json_mode"``: the prompt names the keys; decoding is
+                constrained to a JSON object (to the schema's, when one is given).
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
                 instead of raising on a parsing error.
             strict: accepted for compatibility; the constraints are always strict.

@@ -3,8 +3,8 @@
 - ``json_schema`` (default): the engine constrains decoding to the schema
   (``StructuredOutputsParams(json=...)``), so even a small model returns a valid object.
 - ``function_calling``: the schema becomes a tool the model is forced to call.
-- ``json_mode``: the output is constrained to some JSON object (``json_object=True``);
-  the prompt has to say which keys to use.
+- ``json_mode``: the prompt says which keys to use; the output is constrained to a JSON
+  object, and to the schema's when one is given (so it parses into it).
 """
 
 from __future__ import annotations
@@ -76,7 +76,14 @@ def structured_output(
         )
         parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
     elif method == "json_mode":
-        llm = model.bind(structured_outputs=StructuredOutputsParams(json_object=True), **trace)
+        # Any JSON object, or (with a schema to parse into) the schema's: the prompt names
+        # the keys, but a small model does not always write them all.
+        constraint = (
+            StructuredOutputsParams(json=_json_schema(schema))
+            if schema is not None
+            else StructuredOutputsParams(json_object=True)
+        )
+        llm = model.bind(structured_outputs=constraint, **trace)
         parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
     else:
         raise ValueError(

@@ -128,7 +128,7 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
             return engine.stream(prompt, **self._completion_request(options))
         messages = self._with_system_prompt(messages)
         ends_with_user = bool(messages) and messages[-1].role == MessageRole.USER
-        request = self._chat_request(options, ends_with_user=ends_with_user)
+        request = self._chat_request(options, engine, ends_with_user=ends_with_user)
         return engine.stream(messages=to_engine_messages(messages), **request)
 
     def _with_system_prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -300,10 +300,10 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
             user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
         if user_msg is not None:
             messages.append(user_msg)
-        if tool_choice is None and not self.force_tool_call_on_user_turn:
-            tool_choice = "required" if tool_required else "auto"
-        elif tool_choice is None and tool_required:
-            tool_choice = "required"  # else None: forced on the user's turn, auto after
+        if tool_choice is None and tool_required:
+            tool_choice = "required"  # else None: auto, or forced on the user's turn
+        elif tool_choice is None and self.force_tool_call_on_user_turn is False:
+            tool_choice = "auto"
         return {
             "messages": messages,
             "tools": [tool.metadata.to_openai_tool() for tool in tools] or None,

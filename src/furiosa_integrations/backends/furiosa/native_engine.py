@@ -18,7 +18,6 @@ from ...core import (
     NativeStep,
     PoolingParams,
     SamplingParams,
-    StructuredOutputsParams,
     Task,
     Tokenizer,
 )
@@ -62,7 +61,9 @@ class FuriosaNativeEngine(NativeEngineBase):
         self.llm = llm
         self.supports_images = supports_images
         self.max_model_len = int(native.max_model_len)
-        self._ids: set[str] = set()
+        # Ids in flight through us, each with the token of the run that holds it, so a run
+        # that ends late never frees (or aborts) a newer request that reuses its id.
+        self._ids: dict[str, object] = {}
 
     # ---- facts and checks ----
 
@@ -73,8 +74,9 @@ class FuriosaNativeEngine(NativeEngineBase):
         """
         to_furiosa_sampling_params(params.clone(n=1) if params.n > 1 else params)
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
-        to_furiosa_structured(structured)
+    def check_structured_outputs(self, params: SamplingParams) -> None:
+        if params.structured_outputs is not None:
+            to_furiosa_structured(params.structured_outputs)
 
     def is_alive(self) -> bool:
         try:
@@ -89,6 +91,8 @@ class FuriosaNativeEngine(NativeEngineBase):
         )
 
     def abort_request(self, request_id: str) -> None:
+        """Abort natively and free the id at once (it may be reused as soon as this returns)."""
+        self._ids.pop(request_id, None)
         self.native.abort_request(request_id)
 
     def shutdown(self) -> None:
@@ -99,10 +103,18 @@ class FuriosaNativeEngine(NativeEngineBase):
 
     # ---- generation ----
 
-    def _claim(self, request_id: str) -> None:
+    def _claim(self, request_id: str) -> object:
         if request_id in self._ids:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
-        self._ids.add(request_id)
+        token = self._ids[request_id] = object()
+        return token
+
+    def _holds(self, request_id: str, token: object) -> bool:
+        return self._ids.get(request_id) is token
+
+    def _release(self, request_id: str, token: object) -> None:
+        if self._holds(request_id, token):
+            del self._ids[request_id]
 
     async def stream_generate(
         self,
@@ -114,7 +126,7 @@ class FuriosaNativeEngine(NativeEngineBase):
         native_params = to_furiosa_sampling_params(
             params, prompt_len=len(prompt_token_ids), max_model_len=self.max_model_len
         )
-        self._claim(request_id)
+        token = self._claim(request_id)
         finished = False
         stream: Any = None
         try:
@@ -142,15 +154,15 @@ class FuriosaNativeEngine(NativeEngineBase):
             finished = True  # the native stream ended without a reason: it was aborted
             yield NativeStep([], finish_reason="abort", num_prompt_tokens=len(prompt_token_ids))
         finally:
-            if not finished:
-                self.native.abort_request(request_id)
+            if not finished and self._holds(request_id, token):
+                self.native.abort_request(request_id)  # unless abort_request did already
+            self._release(request_id, token)
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 try:
                     await aclose()
                 except Exception:
                     pass
-            self._ids.discard(request_id)
 
     async def _open(
         self, prompt_token_ids: list[int], native_params: Any, request_id: str, images: Any
@@ -201,8 +213,7 @@ class FuriosaNativeEngine(NativeEngineBase):
         ids = [request_id]
         if len(prompts) > 1:
             ids = [f"{request_id}-{i}" for i in range(len(prompts))]
-        for rid in ids:
-            self._claim(rid)
+        tokens = [self._claim(rid) for rid in ids]
         calls = [
             asyncio.ensure_future(self.native.encode(_batch_encoding(p), native_params, rid))
             for p, rid in zip(prompts, ids, strict=True)
@@ -214,9 +225,10 @@ class FuriosaNativeEngine(NativeEngineBase):
         except Exception as exc:
             raise map_error(exc, self.native) from exc
         finally:
-            for call, rid in zip(calls, ids, strict=True):
+            for call, rid, token in zip(calls, ids, tokens, strict=True):
                 if not done:  # failed or cancelled: stop the rest natively
                     call.cancel()
-                    self.native.abort_request(rid)
-                self._ids.discard(rid)
+                    if self._holds(rid, token):
+                        self.native.abort_request(rid)
+                self._release(rid, token)
         return [vector_from_output(out) for out in outputs]

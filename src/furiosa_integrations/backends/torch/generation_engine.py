@@ -25,7 +25,6 @@ from ...core import (
     NativeStep,
     PoolingParams,
     SamplingParams,
-    StructuredOutputsParams,
     Task,
 )
 from ...errors import (
@@ -83,7 +82,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self._lock = threading.Lock()
         self._requests: dict[str, SequenceState] = {}  # every id in flight, waiting or running
         self._inbox: deque[SequenceState] = deque()
-        self._aborts: set[str] = set()
+        self._aborted: list[SequenceState] = []  # to stop on the engine thread
         self._waiting: deque[SequenceState] = deque()
         self._running: list[SequenceState] = []  # _running[i] occupies slot i
         self.num_steps = 0  # decode steps run so far (for tests and benchmarks)
@@ -132,7 +131,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
                     return
         finally:
             if not done:  # consumer stopped early, was cancelled, or errored
-                self.abort_request(request_id)
+                self._abort(request)  # this request, not a newer one that reuses its id
 
     async def encode(
         self, prompts: list[list[int]], params: PoolingParams, request_id: str
@@ -141,17 +140,27 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
 
     def abort_request(self, request_id: str) -> None:
         with self._lock:
-            if request_id not in self._requests:
-                return
-            self._aborts.add(request_id)
+            request = self._requests.get(request_id)
+        if request is not None:
+            self._abort(request)
+
+    def _abort(self, request: SequenceState) -> None:
+        """Free the id at once (it may be reused as soon as this returns); the engine thread
+        stops the request and frees its slot at its next step."""
+        with self._lock:
+            if self._requests.get(request.request_id) is request:
+                del self._requests[request.request_id]
+            if not request.finished and request not in self._aborted:
+                self._aborted.append(request)
         self.wake()
 
     def shutdown(self) -> None:
         self.stop()
 
-    def check_structured_outputs(self, structured: StructuredOutputsParams) -> None:
-        """Compile (cached) now, so an invalid schema, regex or grammar fails before queuing."""
-        self.constraint_factory.check(structured)
+    def check_structured_outputs(self, params: SamplingParams) -> None:
+        """Compile (cached) now, so an invalid schema, regex or grammar fails before queuing,
+        and a budget too small for any complete output is refused."""
+        self.constraint_factory.check(params)
 
     # ---- helpers ----
 
@@ -179,6 +188,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             generator=generator,
             eos_token_ids=frozenset() if params.ignore_eos else self.eos_token_ids,
             prompt_token_ids=list(prompt_token_ids),
+            max_tokens=max_tokens,
             constraint=constraint,
         )
         sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait)
@@ -187,7 +197,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
     # ---- engine thread ----
 
     def has_work(self) -> bool:
-        return bool(self._inbox or self._aborts or self._waiting or self._running)
+        return bool(self._inbox or self._aborted or self._waiting or self._running)
 
     @torch.inference_mode()
     def step(self) -> None:
@@ -214,13 +224,11 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         with self._lock:
             new = list(self._inbox)
             self._inbox.clear()
-            aborts = set(self._aborts)
-            self._aborts.clear()
+            aborted, self._aborted = self._aborted, []
         self._waiting.extend(new)
-        if aborts:
-            for request in [*self._waiting, *self._running]:
-                if request.request_id in aborts and not request.finished:
-                    self._finish(request, NativeStep([], finish_reason="abort"))
+        for request in aborted:
+            if not request.finished:
+                self._finish(request, NativeStep([], finish_reason="abort"))
 
     def _admit(self) -> list[SequenceState]:
         admitted: list[SequenceState] = []
@@ -324,6 +332,8 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             finish, stop_token = "stop", token
         elif state.constraint is not None and state.constraint.is_terminated():
             finish = "stop"
+        if finish == "stop" and state.constraint is not None and state.constraint.cut_by_budget:
+            finish = "length"  # complete and valid, but cut short to fit max_tokens
         elif len(state.output_token_ids) >= request.max_tokens:
             finish = "length"
         elif request.cached_len + 1 >= self.max_model_len:
@@ -348,7 +358,8 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         request.pending_token = None
         # Free the id before the caller can see the end, so it may reuse the id at once.
         with self._lock:
-            self._requests.pop(request.request_id, None)
+            if self._requests.get(request.request_id) is request:
+                del self._requests[request.request_id]
         request.sink(final)
         if request.slot >= 0:
             slot = request.slot
@@ -373,3 +384,4 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self._running.clear()
         with self._lock:
             self._requests.clear()
+            self._aborted.clear()

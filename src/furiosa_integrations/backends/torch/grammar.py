@@ -2,11 +2,11 @@
 
 ``GrammarConstraints`` is the engine's ``constraint_factory``: it turns a request's
 ``StructuredOutputsParams`` into a ``GrammarConstraint`` (one xgrammar matcher per
-request). Compiled grammars are cached per constraint, so the check before queuing and
-every later request with the same schema compile it once. Masks are written into one
-packed bitmask per batch step (``fill_bitmask``) and applied to all constrained rows in a
-single call: unpacking a 49k-token mask per row in torch costs milliseconds, the packed
-path microseconds.
+request; ``grammar_constraint``). Compiled grammars are cached per constraint, so the
+check before queuing and every later request with the same schema compile it once. Masks
+are written into one packed bitmask per batch step (``fill_bitmask``) and applied to all
+constrained rows in a single call: unpacking a 49k-token mask per row in torch costs
+milliseconds, the packed path microseconds.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from ...core import SamplingParams, StructuredOutputsParams
 from ...core.structured_outputs import check_json_schema
 from ...errors import InvalidRequestError
 from ...models.tokenizer import load_transformers_tokenizer
+from .grammar_closing import CompletionPlanner
+from .grammar_constraint import GrammarConstraint
 
 _MAX_CACHED_GRAMMARS = 256
 # xgrammar's own maxLength makes masks slow (tens of ms per token on a CPU), while the
@@ -124,40 +126,6 @@ def structural_tag_json(tag: str | dict[str, Any]) -> str:
     return json.dumps(value)
 
 
-class GrammarConstraint:
-    """One request's grammar state (an xgrammar matcher), advanced token by token."""
-
-    __slots__ = ("_failed", "matcher")
-
-    def __init__(self, matcher: Any) -> None:
-        self.matcher = matcher
-        self._failed = False
-
-    def fill_bitmask(self, bitmask: torch.Tensor, row: int) -> bool:
-        """Write the allowed next tokens into ``bitmask[row]``; False when all are allowed."""
-        return bool(self.matcher.fill_next_token_bitmask(bitmask, row))
-
-    def allowed_mask(self, vocab_size: int) -> torch.Tensor | None:
-        """The unbatched path: a bool ``[V]`` mask (the sampler prefers ``fill_bitmask``)."""
-        import xgrammar as xgr
-
-        bitmask = xgr.allocate_token_bitmask(1, vocab_size)
-        if not self.fill_bitmask(bitmask, 0):
-            return None
-        probe = torch.zeros(1, vocab_size)
-        xgr.apply_token_bitmask_inplace(probe, bitmask, vocab_size=vocab_size)
-        return probe[0] == 0
-
-    def accept(self, token_id: int) -> None:
-        # A refused token can only come from a mask that allowed nothing (e.g. min_tokens
-        # banned the only allowed EOS): end the request rather than generate off-grammar.
-        if not self.matcher.accept_token(token_id):
-            self._failed = True
-
-    def is_terminated(self) -> bool:
-        return self._failed or bool(self.matcher.is_terminated())
-
-
 class GrammarConstraints:
     """The torch engine's constraint factory and pre-queue checker, for one model.
 
@@ -179,7 +147,9 @@ class GrammarConstraints:
         self.max_cached = max_cached
         self._lock = threading.Lock()
         self._compiler: Any = None
-        self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._planner: CompletionPlanner | None = None
+        # Compiled grammars, with the tokens their shortest completion takes from the start.
+        self._cache: OrderedDict[tuple[str, str], tuple[Any, int | None]] = OrderedDict()
 
     # ---- compiling ----
 
@@ -192,11 +162,14 @@ class GrammarConstraints:
                 info = xgr.TokenizerInfo.from_huggingface(
                     tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.stop_token_ids
                 )
+                self._planner = CompletionPlanner(info.decoded_vocab, info.special_token_ids)
                 self._compiler = xgr.GrammarCompiler(info, max_threads=2)
             return self._compiler
 
-    def compile(self, structured: StructuredOutputsParams) -> Any:
-        """The compiled grammar for ``structured`` (cached); InvalidRequestError if invalid."""
+    def compile(self, structured: StructuredOutputsParams) -> tuple[Any, int | None]:
+        """The compiled grammar for ``structured`` (cached), and the tokens its shortest
+        completion takes from the start (``None``: none found); InvalidRequestError if
+        the constraint is invalid."""
         structured.verify()
         kind = structured.kind()
         value = getattr(structured, kind)
@@ -208,11 +181,16 @@ class GrammarConstraints:
                 self._cache.move_to_end(key)
                 return cached
         compiled = self._compile_uncached(structured, kind)
+        import xgrammar as xgr
+
+        assert self._planner is not None  # made with the compiler
+        plan = self._planner.plan(xgr.GrammarMatcher(compiled))
+        entry = (compiled, None if plan is None else len(plan))
         with self._lock:
-            self._cache[key] = compiled
+            self._cache[key] = entry
             while len(self._cache) > self.max_cached:
                 self._cache.popitem(last=False)
-        return compiled
+        return entry
 
     def _compile_uncached(self, structured: StructuredOutputsParams, kind: str) -> Any:
         compiler = self._get_compiler()
@@ -243,20 +221,30 @@ class GrammarConstraints:
 
     # ---- the engine hooks ----
 
-    def check(self, structured: StructuredOutputsParams) -> None:
-        """Compile now so an invalid schema, regex or grammar fails before queuing."""
-        self.compile(structured)
+    def check(self, params: SamplingParams) -> None:
+        """Compile now, so an invalid schema, regex or grammar fails before queuing, and
+        refuse a budget too small for the shortest complete output."""
+        if params.structured_outputs is None:
+            return
+        _, shortest = self.compile(params.structured_outputs)
+        if shortest is not None and params.max_tokens is not None and shortest > params.max_tokens:
+            raise InvalidRequestError(
+                f"structured_outputs.{params.structured_outputs.kind()} needs about {shortest} "
+                f"tokens for its shortest complete output, more than max_tokens="
+                f"{params.max_tokens}; raise max_tokens"
+            )
 
     def __call__(self, params: SamplingParams) -> GrammarConstraint | None:
         if params.structured_outputs is None:
             return None
         import xgrammar as xgr
 
-        compiled = self.compile(params.structured_outputs)
+        compiled, shortest = self.compile(params.structured_outputs)
         stops = set() if params.ignore_eos else set(self.stop_token_ids)
         stops |= set(params.stop_token_ids or ())
         matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=sorted(stops) or None)
-        return GrammarConstraint(matcher)
+        assert self._planner is not None
+        return GrammarConstraint(matcher, self._planner, sorted(stops), shortest or 0)
 
 
 def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) -> None:
@@ -275,4 +263,4 @@ def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) 
         )
 
 
-__all__ = ["GrammarConstraint", "GrammarConstraints", "apply_bitmask"]
+__all__ = ["GrammarConstraints", "apply_bitmask"]

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ...core import NativeLogprob, SamplingParams, StructuredOutputsParams
+from ...core import NativeLogprob, SamplingParams
 from .grammar import apply_bitmask
 
 
@@ -24,9 +24,19 @@ class TokenConstraint(Protocol):
         """A bool ``[V]`` tensor of allowed tokens, or None when anything goes."""
         ...
 
+    def choose(self, token: int, tokens_left: int) -> int:
+        """The token to emit for the sampled ``token`` (the grammar may end the output
+        another way to stay valid within ``tokens_left``)."""
+        ...
+
     def accept(self, token_id: int) -> None: ...
 
     def is_terminated(self) -> bool: ...
+
+    @property
+    def cut_by_budget(self) -> bool:
+        """Whether the output was completed early because the budget was running out."""
+        ...
 
 
 class ConstraintFactory(Protocol):
@@ -35,7 +45,7 @@ class ConstraintFactory(Protocol):
 
     def __call__(self, params: SamplingParams) -> TokenConstraint | None: ...
 
-    def check(self, structured: StructuredOutputsParams) -> None: ...
+    def check(self, params: SamplingParams) -> None: ...
 
 
 @runtime_checkable
@@ -57,8 +67,14 @@ class SamplingState:
     generator: torch.Generator | None
     eos_token_ids: frozenset[int]
     prompt_token_ids: list[int]
+    max_tokens: int = 1 << 30  # this request's budget (after the context's room)
     output_token_ids: list[int] = field(default_factory=list)
     constraint: TokenConstraint | None = None
+
+    @property
+    def tokens_left(self) -> int:
+        """Tokens this request may still generate, the next one included."""
+        return self.max_tokens - len(self.output_token_ids)
 
     def banned_until_min_tokens(self) -> list[int]:
         if len(self.output_token_ids) >= self.params.min_tokens:
@@ -168,6 +184,9 @@ def sample(
             noise = torch.empty_like(probs).exponential_(generator=states[row].generator)
             chosen[row] = torch.argmax(probs / noise)
     tokens = chosen.tolist()
+    for row, state in enumerate(states):  # a grammar may end its output another way
+        if state.constraint is not None:
+            tokens[row] = state.constraint.choose(tokens[row], state.tokens_left)
 
     out: list[NativeLogprob | None] = [None] * len(states)
     if logprobs is not None:

@@ -94,6 +94,10 @@ class ReasoningParser:
             rest = rest.lstrip()
         return rest, "", []
 
+    @property
+    def done(self) -> bool:
+        return False
+
     def _reasoning(self, text: str) -> str:
         if not self._reasoning_started:
             text = text.lstrip()
@@ -112,6 +116,10 @@ class ChainedParser:
         content, thought, _ = self.reasoning.feed(text)
         content, more_thought, calls = self.answer_parser.feed(content)
         return content, thought + more_thought, calls
+
+    @property
+    def done(self) -> bool:
+        return self.answer_parser.done
 
     def finish(self) -> tuple[str, str, list[ToolCall]]:
         content, thought, _ = self.reasoning.finish()

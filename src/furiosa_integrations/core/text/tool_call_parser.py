@@ -5,11 +5,17 @@ Text outside the tags streams through as content; from the moment the text might
 start of ``<tool_call>`` it is held back, and each call is emitted whole once its closing
 tag arrives. Hermes / Qwen templates write the same tags with newlines around the JSON;
 both spellings parse.
+
+Two habits of small models are undone here, on every backend: a call repeated word for
+word in the same turn is dropped and ends the turn (``done``), and the
+``<tool_response>`` wrapper that tool results are rendered in is taken out of the
+answer when the model echoes it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Collection
 from typing import Any
@@ -18,6 +24,9 @@ from ..outputs import ToolCall
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+TOOL_RESPONSE_OPEN = "<tool_response"  # the tag may carry a name="..." attribute
+TOOL_RESPONSE_CLOSE = "</tool_response>"
+_RESPONSE_TAG = re.compile(r"</?tool_response(?:\s[^<>]*)?>\n?")
 
 
 def held_tag_prefix(text: str, tag: str) -> int:
@@ -74,16 +83,22 @@ class ToolCallParser:
         self._buffer = ""
         self._inside = False
         self._after_call = False  # drop the whitespace that separates calls
+        self._seen: set[str] = set()  # the calls of this turn, as canonical JSON
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def feed(self, text: str) -> tuple[str, str, list[ToolCall]]:
         self._buffer += text
         content: list[str] = []
         calls: list[ToolCall] = []
-        while True:
+        while not self._done:
             if not self._inside:
                 start = self._buffer.find(TOOL_CALL_OPEN)
                 if start == -1:
-                    ready = len(self._buffer) - held_tag_prefix(self._buffer, TOOL_CALL_OPEN)
+                    ready = len(self._buffer) - _held_back(self._buffer)
                     content.append(self._content(self._buffer[:ready]))
                     self._buffer = self._buffer[ready:]
                     break
@@ -100,6 +115,8 @@ class ToolCallParser:
                 call = parse_tool_call(body, self.names)
                 if call is None:
                     content.append(self._content(TOOL_CALL_OPEN + body + TOOL_CALL_CLOSE))
+                elif self._is_repeat(call):
+                    self._done, self._buffer = True, ""  # the model loops: the turn is over
                 else:
                     calls.append(call)
                     self._after_call = True
@@ -107,21 +124,48 @@ class ToolCallParser:
 
     def finish(self) -> tuple[str, str, list[ToolCall]]:
         rest, self._buffer = self._buffer, ""
+        if self._done:
+            return "", "", []
         if not self._inside:
-            return self._content(rest), "", []
+            return self._content(rest, final=True), "", []
         self._inside = False
         # Cut off before the closing tag (length, stop string): keep it if the JSON is whole.
         call = parse_tool_call(rest, self.names)
-        if call is not None:
+        if call is not None and not self._is_repeat(call):
             return "", "", [call]
-        return self._content(TOOL_CALL_OPEN + rest), "", []
+        if call is not None:
+            return "", "", []
+        return self._content(TOOL_CALL_OPEN + rest, final=True), "", []
 
-    def _content(self, text: str) -> str:
+    def _is_repeat(self, call: ToolCall) -> bool:
+        key = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
+        if key in self._seen:
+            return True
+        self._seen.add(key)
+        return False
+
+    def _content(self, text: str, final: bool = False) -> str:
+        text = _RESPONSE_TAG.sub("", text)
+        if final:  # a partial tag left at the very end
+            text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_CLOSE)]
+            text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_OPEN)]
         if self._after_call:
             text = text.lstrip()
             if text:
                 self._after_call = False
         return text
+
+
+def _held_back(text: str) -> int:
+    """How much of the end of ``text`` may still become a tag (a call, or an echoed
+    tool-result wrapper, which can carry attributes up to its ``>``)."""
+    held = held_tag_prefix(text, TOOL_CALL_OPEN)
+    for tag in (TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE):
+        held = max(held, held_tag_prefix(text, tag))
+        start = text.rfind(tag)
+        if start != -1 and ">" not in text[start:]:  # an open tag still taking attributes
+            held = max(held, len(text) - start)
+    return held
 
 
 __all__ = [
