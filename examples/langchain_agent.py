@@ -5,9 +5,10 @@
 
 The agent (langgraph's create_react_agent) may call two tools. Each tool call is decoded
 under a constraint, so its arguments always match the tool's schema, even on the 135M
-default model. That model never decides to call a tool by itself, so the agent uses
-``force_tool_call_on_user_turn``: a call is required on the user's turn, and the model
-answers freely once the tool result is in. Everything runs offline.
+default model. That model never decides to call a tool by itself, so FuriosaChat requires
+a call on the user's turn by default (``force_tool_call_on_user_turn``, on for models whose
+chat template renders no tools), and the model answers freely once the tool result is in.
+Everything runs offline.
 """
 
 from __future__ import annotations
@@ -51,12 +52,7 @@ def main() -> None:
     parser.add_argument("question", nargs="?", default="What is the weather in Paris?")
     args = parser.parse_args()
 
-    llm = FuriosaChat(
-        temperature=0,
-        max_tokens=64,
-        parallel_tool_calls=False,
-        force_tool_call_on_user_turn=True,
-    )
+    llm = FuriosaChat(temperature=0, max_tokens=64)
     agent = create_react_agent(llm, [weather, ferry_times])
     state = agent.invoke({"messages": [HumanMessage(args.question)]}, {"recursion_limit": 6})
     for message in state["messages"]:

@@ -5,10 +5,10 @@
 
 The engine constrains tool calls to the offered tools' JSON schemas, so even the 135M
 default model emits well-formed calls with typed arguments. A model that small rarely
-decides to call a tool on its own, so the agent's first turn is pinned to the
-calculator with ``initial_tool_choice``; with a larger model, leave it unset and let
-the model choose. The arguments and the final answer are always the model's (the
-135M model tends to restate the tool's response rather than phrase an answer).
+decides to call a tool on its own, so FuriosaLLM requires a call on the user's turn by
+default (``force_tool_call_on_user_turn``, on for models whose chat template renders no
+tools) and lets the model answer once the tool result is in. Which tool, the arguments
+and the final answer are the model's.
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ def add(a: int, b: int) -> int:
 async def run(question: str) -> None:
     llm = FuriosaLLM(temperature=0.0, max_tokens=96)
     agent = FunctionAgent(
-        tools=[multiply, add],
-        llm=llm,
-        system_prompt="You are a calculator assistant.",
-        initial_tool_choice="multiply",
+        tools=[multiply, add], llm=llm, system_prompt="You are a calculator assistant."
     )
     print(f"User: {question}")
     handler = agent.run(user_msg=question)

@@ -434,9 +434,14 @@ def test_structured_output_include_raw(extractor: FuriosaChat) -> None:
     assert result["raw"].content == '{"name": "Ada", "age": 36}'
     assert result["parsed"] == Person(name="Ada", age=36)
     assert result["parsing_error"] is None
-    # A cut-off object does not parse: the error is returned, not raised.
+    # A budget too small for the whole answer still ends in a valid object, marked as cut;
+    # one too small for any complete object is refused before queuing.
+    cut = FuriosaChat(temperature=0, max_tokens=16).with_structured_output(Person, include_raw=True)
+    result = cut.invoke(ADA)
+    assert isinstance(result["parsed"], Person) and result["parsing_error"] is None
+    assert result["raw"].response_metadata["finish_reason"] == "length"
     short = FuriosaChat(temperature=0, max_tokens=3)
-    cut = short.with_structured_output(Person, include_raw=True).invoke(ADA)
-    assert cut["parsed"] is None and cut["parsing_error"] is not None
+    with pytest.raises(InvalidRequestError, match="max_tokens=3"):
+        short.with_structured_output(Person, include_raw=True).invoke(ADA)
     with pytest.raises(ValueError, match="method"):
         short.with_structured_output(Person, method="xml")  # type: ignore[arg-type]

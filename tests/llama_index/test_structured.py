@@ -75,9 +75,18 @@ async def test_as_structured_llm(extractor: FuriosaLLM) -> None:
         assert Person.model_validate_json(r.message.content or "") == BOB
 
 
-def test_cut_off_output_raises_a_clear_error(extractor: FuriosaLLM) -> None:
-    with pytest.raises(ValueError, match="cut off at max_tokens"):
+def test_a_short_budget_gives_a_valid_object_or_a_clear_error(
+    extractor: FuriosaLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Too small for any complete Person: refused before queuing, naming the budget.
+    with pytest.raises(ValueError, match="max_tokens=5"):
         extractor.structured_predict(Person, PROMPT, llm_kwargs={"max_tokens": 5}, text=ALICE_TEXT)
+    # Too small for the whole answer: completed in time, valid, and the log says so.
+    with caplog.at_level("WARNING"):
+        cut = extractor.structured_predict(
+            Person, PROMPT, llm_kwargs={"max_tokens": 28}, text=ALICE_TEXT
+        )
+    assert isinstance(cut, Person) and "completed early" in caplog.text
 
 
 def test_function_program_mode_goes_through_tool_calling() -> None:

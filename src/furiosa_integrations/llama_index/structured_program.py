@@ -2,13 +2,15 @@
 
 The prompt asks for the object (with its schema, so the model knows what the fields
 mean), and ``structured_outputs=StructuredOutputsParams(json=schema)`` makes the engine
-generate only text that matches the schema. So the final object always validates; the
-only way to fail is running out of ``max_tokens``, which raises a clear error.
+generate only text that matches the schema. So the final object always validates: when
+``max_tokens`` runs short the engine completes the object in time (and a warning says it
+was cut), and a budget too small for any complete object is refused before queuing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
@@ -30,6 +32,7 @@ from llama_index.core.types import BasePydanticProgram, Model, PydanticProgramMo
 from ..core import StructuredOutputsParams
 
 dispatcher = instrument.get_dispatcher(__name__)
+logger = logging.getLogger(__name__)
 
 _INSTRUCTION = "Answer with one JSON object that follows this JSON schema:\n{schema}"
 
@@ -67,9 +70,10 @@ class JsonSchemaProgram(BasePydanticProgram[Model]):
     def _parse(self, response: ChatResponse) -> Model:
         raw = response.raw or {}
         if raw.get("finish_reason") == "length":
-            raise ValueError(
-                f"The {self._output_cls.__name__} object was cut off at max_tokens before "
-                "it was complete; raise max_tokens (per call: llm_kwargs={'max_tokens': ...})"
+            logger.warning(
+                "The %s object was completed early to fit max_tokens: its values may be "
+                "cut short; raise max_tokens (per call: llm_kwargs={'max_tokens': ...})",
+                self._output_cls.__name__,
             )
         return self._output_cls.model_validate_json(response.message.content or "")
 

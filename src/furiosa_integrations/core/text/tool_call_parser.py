@@ -82,7 +82,7 @@ class ToolCallParser:
         self.names = set(names) if names is not None else None
         self._buffer = ""
         self._inside = False
-        self._after_call = False  # drop the whitespace that separates calls
+        self._drop_space = False  # drop the whitespace after a call or a removed wrapper
         self._seen: set[str] = set()  # the calls of this turn, as canonical JSON
         self._done = False
 
@@ -119,7 +119,7 @@ class ToolCallParser:
                     self._done, self._buffer = True, ""  # the model loops: the turn is over
                 else:
                     calls.append(call)
-                    self._after_call = True
+                    self._drop_space = True
         return "".join(content), "", calls
 
     def finish(self) -> tuple[str, str, list[ToolCall]]:
@@ -145,14 +145,16 @@ class ToolCallParser:
         return False
 
     def _content(self, text: str, final: bool = False) -> str:
-        text = _RESPONSE_TAG.sub("", text)
+        text, removed = _RESPONSE_TAG.subn("", text)
+        if removed and not text.strip():
+            self._drop_space = True  # the answer starts after the echoed wrapper
         if final:  # a partial tag left at the very end
             text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_CLOSE)]
             text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_OPEN)]
-        if self._after_call:
+        if self._drop_space:
             text = text.lstrip()
             if text:
-                self._after_call = False
+                self._drop_space = False
         return text
 
 
