@@ -88,7 +88,7 @@ class AsyncLLMEngine(LLMEngineBase):
         params = self._with_seed(sampling_params)
         if isinstance(engine_prompt, str):
             text: str | None = engine_prompt
-            prompt_ids = self.engine.tokenize(engine_prompt)
+            prompt_ids = self.engine.tokenize(engine_prompt, add_special_tokens=True)
         else:
             text, prompt_ids = None, engine_prompt
         # Last, since from here on the request id is taken until the stream is closed.
