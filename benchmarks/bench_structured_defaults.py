@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from furiosa_integrations.engine import (
     StructuredOutputsParams,
     get_engine,
 )
+
+from .machine import describe_cpu
 
 RESULTS = Path(__file__).parent / "results" / "STRUCTURED.md"
 
@@ -95,7 +96,7 @@ async def main(budgets: list[int]) -> None:
     lines = [
         "# Structured output on default settings",
         "",
-        f"`python -m benchmarks.bench_structured_defaults`, {platform.processor() or 'cpu'}; "
+        f"`python -m benchmarks.bench_structured_defaults`, {describe_cpu()}; "
         f"{len(CASES)} extractions per row, greedy, each under its JSON schema.",
         "",
         "| model | max_tokens | completion rules | valid | cut by the budget | mean tokens | s |",

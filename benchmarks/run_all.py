@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
 import time
 from pathlib import Path
 
 from .harness import RESULTS_DIR, Row, Settings, log, prepare_driver, write_results
+from .machine import describe_cpu
 from .workloads import WORKLOADS
 
 
@@ -71,8 +70,7 @@ def main() -> None:
     header = (
         f"# Benchmarks: furiosa-integrations against its peers ({mode} mode)\n\n"
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, threads "
+        f"{describe_cpu()}, torch {torch.__version__}, threads "
         f"{settings.threads or torch.get_num_threads()}, "
         f"OMP_WAIT_POLICY={settings.omp_wait_policy or 'as each library sets it'}, "
         f"repeats {settings.repeats}, "
