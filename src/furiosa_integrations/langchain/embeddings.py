@@ -6,11 +6,11 @@ from typing import ClassVar
 
 from langchain_core.embeddings import Embeddings
 
-from ..adapter_fields import EngineChoice
+from ..adapter_fields import EngineChoice, RefusesUnknownArguments
 from ..core import PoolingParams, Task
 
 
-class FuriosaEmbeddings(EngineChoice, Embeddings):
+class FuriosaEmbeddings(RefusesUnknownArguments, EngineChoice, Embeddings):
     """Text embeddings on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (all-MiniLM-L6-v2, 384

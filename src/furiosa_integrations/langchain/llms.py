@@ -15,11 +15,12 @@ from ..adapter_fields import EngineChoice, SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..core import GenerationChunk as EngineChunk
 from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .model_kwargs import ModelKwargs
 
 T = TypeVar("T")
 
 
-class FuriosaLLM(BaseLLM, SamplingOptions, EngineChoice):
+class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, EngineChoice):
     """Text completion on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     The prompt is sent as is (no chat template); use ``FuriosaChat`` for conversations.

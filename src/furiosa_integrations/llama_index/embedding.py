@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field
 
-from ..adapter_fields import EngineChoice
+from ..adapter_fields import EngineChoice, RefusesUnknownArguments
 from ..core import PoolingParams, Task
 
 
-class FuriosaEmbedding(BaseEmbedding, EngineChoice):
+class FuriosaEmbedding(RefusesUnknownArguments, BaseEmbedding, EngineChoice):
     """Embeddings served in-process by the Furiosa engine (RNGD, or torch elsewhere).
 
     With no arguments it runs the bundled default embedding model (all-MiniLM-L6-v2,

@@ -28,11 +28,12 @@ from llama_index.core.base.llms.types import (
     TextBlock,
     ThinkingBlock,
 )
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS, DEFAULT_TEMPERATURE
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import ToolSelection
 
-from ..adapter_fields import ChatOptions, EngineChoice
+from ..adapter_fields import ChatOptions, EngineChoice, RefusesUnknownArguments
 from ..core import GenerationChunk, ToolCall, Usage
 from ..core.sync_bridge import iterate_sync, run_sync
 from .messages import (
@@ -65,7 +66,7 @@ class _Turn:
     usage: Usage | None = None
 
 
-class FuriosaLLM(SchemaConstrainedLLM, ChatOptions, EngineChoice):
+class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, EngineChoice):
     """A LlamaIndex LLM served in-process by the Furiosa engine (RNGD, or torch elsewhere).
 
     With no arguments it runs the bundled default chat model. ``model``, ``backend``,
@@ -85,6 +86,10 @@ class FuriosaLLM(SchemaConstrainedLLM, ChatOptions, EngineChoice):
     temperature: float | None = DEFAULT_TEMPERATURE
     """Sampling temperature; ``0`` is greedy (deterministic). LlamaIndex's default: 0.1."""
 
+    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Options for the engine that are not fields of this class (LlamaIndex's convention);
+    they reach the engine as ``SamplingParams.extra_args``."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sampling_params(None, {})  # bad field values fail here, as pydantic's would
@@ -93,6 +98,9 @@ class FuriosaLLM(SchemaConstrainedLLM, ChatOptions, EngineChoice):
     @classmethod
     def class_name(cls) -> str:
         return "FuriosaLLM"
+
+    def _extra_args(self) -> dict[str, Any]:
+        return self.additional_kwargs
 
     @property
     def metadata(self) -> LLMMetadata:

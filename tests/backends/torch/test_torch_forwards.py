@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from furiosa_integrations.backends.torch.decoder import LlamaFamilyDecoder, PrefillSegment
+from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
 from furiosa_integrations.backends.torch.device import pick_encoder_dtype
 from furiosa_integrations.backends.torch.encoder import BertEncoder
 from furiosa_integrations.backends.torch.loader import read_config
@@ -37,9 +37,10 @@ def test_decoder_logits_match_transformers(chat_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     reference: Any = AutoModelForCausalLM.from_pretrained(str(chat_path), dtype=torch.float32)
-    decoder = LlamaFamilyDecoder(
+    decoder = load_decoder(
         chat_path, read_config(chat_path), torch.device("cpu"), torch.float32, 64
     )
+    assert decoder.native and decoder.family == "llama"
     decoder.cache.ensure(1, 32)
     ids = torch.tensor(PROMPT)
     logits = decoder.prefill(ids, [PrefillSegment(slot=0, start=0, length=len(ids), position=0)])

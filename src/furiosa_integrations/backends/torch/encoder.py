@@ -4,11 +4,14 @@ Our own forward over weights read from the checkpoint (BERT, RoBERTa, XLM-RoBERT
 transformers' modeling stack stays out of start-up, q/k/v run as one GEMM, and the
 matmuls and attention can run in bf16 while embeddings, residuals and LayerNorms stay
 fp32 (a residual stream in bf16 was no faster here, and less exact). Other
-encoder architectures run through transformers' ``AutoModel``.
+architectures, decoder-based embedding models included, run through transformers'
+``AutoModel`` (the slower path, logged); ``encoder.native`` tells which one a model got.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,10 +23,15 @@ from .layers import activation
 from .loader import load_weights
 
 NATIVE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
+# sentence-transformers modules the pooling engine reproduces (the rest would be skipped).
+_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
+
+logger = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
     max_positions: int  # the longest input its position embeddings cover
+    native: bool  # our own forward, or transformers' AutoModel
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token ids and attention mask ``[B, L]`` -> fp32 hidden states ``[B, L, H]``."""
@@ -33,9 +41,32 @@ class Encoder(Protocol):
 def load_encoder(
     path: Path, config: dict[str, Any], device: torch.device, matmul_dtype: torch.dtype
 ) -> Encoder:
-    if config.get("model_type") in NATIVE_MODEL_TYPES:
+    _check_modules(path)
+    model_type = config.get("model_type")
+    if model_type in NATIVE_MODEL_TYPES:
         return BertEncoder(path, config, device, matmul_dtype)
+    logger.warning(
+        "%s: model_type %r has no native encoder; running it through transformers' AutoModel "
+        "(the slower path)",
+        path.name,
+        model_type,
+    )
     return TransformersEncoder(path, device, matmul_dtype)
+
+
+def _check_modules(path: Path) -> None:
+    """Refuse a sentence-transformers pipeline with modules the engine would skip (a Dense
+    projection after pooling, say): its vectors would silently differ."""
+    modules_file = path / "modules.json"
+    if not modules_file.exists():
+        return
+    for module in json.loads(modules_file.read_text()):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in _KNOWN_MODULES:
+            raise ValueError(
+                f"{path}: the sentence-transformers module {module.get('type')!r} is not "
+                f"supported by the torch engine (supported: {', '.join(_KNOWN_MODULES)})"
+            )
 
 
 @dataclass
@@ -53,6 +84,8 @@ class _LayerWeights:
 
 
 class BertEncoder:
+    native = True
+
     def __init__(
         self, path: Path, config: dict[str, Any], device: torch.device, matmul_dtype: torch.dtype
     ) -> None:
@@ -128,7 +161,12 @@ class BertEncoder:
 
 
 class TransformersEncoder:
-    """Any other encoder, through transformers' ``AutoModel`` (imports its modeling stack)."""
+    """Any other encoder, through transformers' ``AutoModel`` (imports its modeling stack).
+
+    Decoder-based embedding models (last-token pooling) run here too: the pooling engine
+    pads on the right, so a causal model's last real token never sees the padding."""
+
+    native = False
 
     def __init__(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
         from transformers import AutoModel

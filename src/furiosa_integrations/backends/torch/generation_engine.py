@@ -34,7 +34,7 @@ from ...errors import (
     InvalidRequestError,
     UnsupportedTaskError,
 )
-from .decoder import LlamaFamilyDecoder, PrefillSegment
+from .decoders import PrefillSegment, load_decoder
 from .device import pick_dtype, prepare_device
 from .engine_thread import EngineThread, LoopSink, deliver_all, loop_sink
 from .grammar import GrammarConstraints
@@ -70,7 +70,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         config = read_config(path)
         limit = int(config.get("max_position_embeddings", 4096))
         self.max_model_len = min(max_model_len or limit, limit)
-        self.decoder = LlamaFamilyDecoder(path, config, self.device, self.dtype, self.max_model_len)
+        self.decoder = load_decoder(path, config, self.device, self.dtype, self.max_model_len)
         self.vocab_size = self.decoder.vocab_size
         self.eos_token_ids = eos_token_ids(path, config)
         self.max_num_seqs = max_num_seqs

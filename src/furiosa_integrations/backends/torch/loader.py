@@ -13,12 +13,30 @@ from typing import Any
 
 import torch
 
+# transformers' attribute_map aliases that some configs still write (GPT-2's n_embd,
+# DistilBERT's dim, ...); read_config also files them under the usual names.
+_CONFIG_ALIASES = {
+    "n_embd": "hidden_size",
+    "n_head": "num_attention_heads",
+    "n_layer": "num_hidden_layers",
+    "n_positions": "max_position_embeddings",
+    "n_inner": "intermediate_size",
+    "dim": "hidden_size",
+    "n_heads": "num_attention_heads",
+    "n_layers": "num_hidden_layers",
+    "hidden_dim": "intermediate_size",
+}
+
 
 def read_config(path: Path) -> dict[str, Any]:
+    """``config.json``, with the aliases above under their usual names too."""
     config_file = path / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{path} has no config.json; is it a transformers model directory?")
     config: dict[str, Any] = json.loads(config_file.read_text())
+    for alias, name in _CONFIG_ALIASES.items():
+        if config.get(alias) is not None:
+            config.setdefault(name, config[alias])
     return config
 
 
@@ -72,16 +90,36 @@ def eos_token_ids(path: Path, config: dict[str, Any]) -> frozenset[int]:
     return frozenset(ids)
 
 
+# sentence-transformers' pooling names -> ours; its legacy configs set one bool per mode.
+_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last"}
+_LEGACY_POOLING = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
 def pooling_mode(path: Path) -> str:
-    """The model's own pooling (sentence-transformers' ``1_Pooling``): mean, cls or last."""
+    """The model's own pooling (sentence-transformers' ``1_Pooling``): mean, cls or last.
+
+    Both config formats: ``pooling_mode`` (sentence-transformers 6) and the older one bool
+    per mode. A mode the engine does not implement is an error, not silently mean."""
     for config_file in sorted(path.glob("*Pooling/config.json")):
         config = json.loads(config_file.read_text())
-        if config.get("pooling_mode_cls_token"):
-            return "cls"
-        if config.get("pooling_mode_lasttoken"):
-            return "last"
-        if config.get("pooling_mode_mean_tokens"):
-            return "mean"
+        modes = config.get("pooling_mode")
+        if modes is None:
+            modes = [mode for key, mode in _LEGACY_POOLING.items() if config.get(key)]
+        modes = [modes] if isinstance(modes, str) else list(modes)
+        if len(modes) == 1 and modes[0] in _POOLING:
+            return _POOLING[modes[0]]
+        if modes:
+            raise ValueError(
+                f"{config_file}: pooling {modes} is not supported by the torch engine "
+                f"(supported: {', '.join(_POOLING)})"
+            )
     return "mean"
 
 

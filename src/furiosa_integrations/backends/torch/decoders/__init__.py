@@ -1,0 +1,79 @@
+"""Decoders for the torch generation engine: a native forward per family, else transformers.
+
+``load_decoder`` picks the family from ``config.json``'s ``model_type``. Native families
+share one forward (``skeleton.py``) and differ only in how their module reads the
+checkpoint into a ``DecoderModel``. Anything else transformers can load runs through
+``TransformersDecoder``, one sequence per forward: correct, and slower, which the log
+says. ``decoder.native`` and ``decoder.family`` tell which one a model got.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import gemma, gpt2, gpt_neox, granite, llama, olmo2, phi3
+from .checkpoint import Checkpoint
+from .config_fields import NotNative
+from .interface import Decoder, DecoderCache, PrefillSegment
+from .model import DecoderModel
+from .skeleton import NativeDecoder
+from .transformers_fallback import TransformersDecoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Family:
+    anchor: str  # a tensor every checkpoint of the family has (its prefix is stripped)
+    read: Callable[[Checkpoint], DecoderModel]
+
+
+_MODULES: list[Any] = [llama, gemma, phi3, olmo2, granite, gpt2, gpt_neox]
+FAMILIES: dict[str, Family] = {
+    model_type: Family(getattr(module, "ANCHOR", llama.ANCHOR), module.read)
+    for module in _MODULES
+    for model_type in module.MODEL_TYPES
+}
+NATIVE_MODEL_TYPES = tuple(FAMILIES)
+
+
+def load_decoder(
+    path: Path, config: dict[str, Any], device: torch.device, dtype: torch.dtype, max_len: int
+) -> Decoder:
+    """The native decoder for the checkpoint's family, else transformers' model (logged)."""
+    model_type = config.get("model_type")
+    family = FAMILIES.get(str(model_type))
+    if family is None:
+        reason = f"model_type {model_type!r} has no native decoder"
+    else:
+        try:
+            model = family.read(Checkpoint(path, config, device, dtype, family.anchor))
+        except NotNative as exc:
+            reason = f"{model_type} with {exc}"
+        else:
+            logger.info("%s: native %s decoder", path.name, model.family)
+            return NativeDecoder(model, device, dtype, max_len)
+    logger.warning(
+        "%s: %s; running it through transformers' AutoModelForCausalLM, one sequence per "
+        "forward (the slower path)",
+        path.name,
+        reason,
+    )
+    return TransformersDecoder(path, device, dtype)
+
+
+__all__ = [
+    "NATIVE_MODEL_TYPES",
+    "Decoder",
+    "DecoderCache",
+    "NativeDecoder",
+    "PrefillSegment",
+    "TransformersDecoder",
+    "load_decoder",
+]

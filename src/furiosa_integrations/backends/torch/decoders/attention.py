@@ -1,0 +1,136 @@
+"""Attention over the slot KV cache, for one decode step or one packed prefill.
+
+Each step builds its masks once (one per distinct sliding window) and every layer reuses
+them. A sliding-window layer reads only the cache columns some row can still see; the
+cache itself keeps every position, so prefix sharing and slot moves are the same for
+every family.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..kv_cache import SlotKVCache
+from ..layers import soft_cap
+from .interface import PrefillSegment
+from .model import LayerWeights
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float | None,
+    softcap: float | None,
+) -> torch.Tensor:
+    """``q`` ``[B, H, T, D]`` over ``k``/``v`` ``[B, KV, S, D]``; ``mask`` (bool, True = may
+    attend) ``None`` means causal with ``T == S``."""
+    if softcap is None:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, enable_gqa=True
+        )
+    # SDPA cannot soft-cap scores (Gemma 2): compute them as transformers' eager path does.
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * (scale or q.shape[-1] ** -0.5)
+    scores = soft_cap(scores, softcap)
+    if mask is None:
+        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype), v)
+
+
+def _visible(rows: torch.Tensor, low: int, end: int, window: int | None) -> torch.Tensor:
+    """``[R, end - low]``: which cache columns ``low..end-1`` each row position may see."""
+    cols = torch.arange(low, end, device=rows.device)
+    allowed = cols[None, :] <= rows[:, None]
+    if window is not None:
+        allowed &= cols[None, :] > rows[:, None] - window
+    return allowed
+
+
+class DecodeAttention:
+    """One batched decode step: row ``b`` is slot ``b``, its new token at ``positions[b]``."""
+
+    def __init__(
+        self,
+        cache: SlotKVCache,
+        positions: torch.Tensor,
+        windows: set[int | None],
+        softcap: float | None,
+    ) -> None:
+        self.cache = cache
+        self.batch = positions.shape[0]
+        self.span = int(positions.max().item()) + 1
+        self.softcap = softcap
+        first = int(positions.min().item())
+        # scatter_ along the position axis writes one K/V per row in place (index_put is slow).
+        self.where = positions.view(self.batch, 1, 1, 1).expand(
+            self.batch, cache.num_kv_heads, 1, cache.head_dim
+        )
+        self.views: dict[int | None, tuple[int, torch.Tensor]] = {}
+        for window in windows:
+            low = 0 if window is None else max(0, first - window + 1)
+            mask = _visible(positions, low, self.span, window)
+            self.views[window] = (low, mask[:, None, None, :])  # [B, 1, 1, S]
+
+    def __call__(
+        self, index: int, layer: LayerWeights, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        cache, batch = self.cache, self.batch
+        cache.keys[index, :batch].scatter_(2, self.where, k.unsqueeze(2))
+        cache.values[index, :batch].scatter_(2, self.where, v.unsqueeze(2))
+        low, mask = self.views[layer.window]
+        keys = cache.keys[index, :batch, :, low : self.span]
+        values = cache.values[index, :batch, :, low : self.span]
+        out = attention(q.unsqueeze(2), keys, values, mask, layer.scale, self.softcap)
+        return out.reshape(batch, -1)
+
+
+class PrefillAttention:
+    """Packed new tokens of several sequences; each attends within its own slot."""
+
+    def __init__(
+        self,
+        cache: SlotKVCache,
+        segments: list[PrefillSegment],
+        windows: set[int | None],
+        softcap: float | None,
+    ) -> None:
+        self.cache = cache
+        self.segments = segments
+        self.softcap = softcap
+        # Per segment and window: the first cache column read, and the mask (None: causal).
+        self.views: list[dict[int | None, tuple[int, torch.Tensor | None]]] = []
+        for s in segments:
+            end = s.position + s.length
+            rows = torch.arange(s.position, end, device=cache.device)
+            views: dict[int | None, tuple[int, torch.Tensor | None]] = {}
+            for window in windows:
+                low = 0 if window is None else max(0, s.position - window + 1)
+                if s.position == 0 and (window is None or window >= s.length):
+                    views[window] = (0, None)  # plain causal over the new tokens
+                else:
+                    views[window] = (low, _visible(rows, low, end, window)[None, None])
+            self.views.append(views)
+
+    def __call__(
+        self, index: int, layer: LayerWeights, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        cache = self.cache
+        outs = []
+        for s, views in zip(self.segments, self.views, strict=True):
+            end = s.position + s.length
+            new = slice(s.start, s.start + s.length)
+            cache.keys[index, s.slot, :, s.position : end] = k[new].transpose(0, 1)
+            cache.values[index, s.slot, :, s.position : end] = v[new].transpose(0, 1)
+            low, mask = views[layer.window]
+            qs = q[new].transpose(0, 1).unsqueeze(0)
+            ks = cache.keys[index, s.slot : s.slot + 1, :, low:end]
+            vs = cache.values[index, s.slot : s.slot + 1, :, low:end]
+            o = attention(qs, ks, vs, mask, layer.scale, self.softcap)
+            outs.append(o[0].transpose(0, 1).reshape(s.length, -1))
+        return torch.cat(outs)

@@ -1,0 +1,64 @@
+"""Rotary position embeddings: per-step cos/sin tables and their application.
+
+Plain RoPE (with partial rotary dims) is computed here. Static scaled variants (linear,
+llama3, yarn) take their frequencies from transformers' own initialisers, read once at
+load, so each stays exactly what the model was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..layers import rotate_half
+from .model import Rotary
+
+
+def rotary(
+    params: dict[str, Any],
+    head_dim: int,
+    device: torch.device,
+    path: Path,
+    layer_type: str | None = None,
+) -> Rotary:
+    dim = int(head_dim * float(params.get("partial_rotary_factor", 1.0)))
+    if params["rope_type"] == "default":
+        steps = torch.arange(0, dim, 2, dtype=torch.float, device=device) / dim
+        return Rotary(1.0 / (float(params["rope_theta"]) ** steps), 1.0, dim)
+    # Lazy: only scaled-RoPE checkpoints pay for transformers' config module.
+    from transformers import AutoConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    config = AutoConfig.from_pretrained(str(path))
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    init = ROPE_INIT_FUNCTIONS[params["rope_type"]]
+    # transformers keys per-layer-type parameters by type (Gemma 3), older configs included.
+    per_type = getattr(config, "rope_parameters", None) or {}
+    if layer_type is not None and isinstance(per_type.get(layer_type), dict):
+        inv_freq, scaling = init(config, device, layer_type=layer_type)
+    else:
+        inv_freq, scaling = init(config, device)
+    return Rotary(inv_freq.float().to(device), float(scaling), 2 * inv_freq.shape[-1])
+
+
+def cos_sin(
+    table: Rotary, positions: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for ``positions``, shaped ``[T, 1, rotary_dim]`` to broadcast over heads."""
+    freqs = positions[:, None].float() * table.inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    if table.attention_scaling != 1.0:
+        cos, sin = cos * table.attention_scaling, sin * table.attention_scaling
+    return cos.to(dtype).unsqueeze(1), sin.to(dtype).unsqueeze(1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the leading ``rotary_dim`` dims of ``x`` ``[T, H, D]``; the rest pass through."""
+    dim = cos.shape[-1]
+    if dim == x.shape[-1]:
+        return x * cos + rotate_half(x) * sin
+    rot, rest = x[..., :dim], x[..., dim:]
+    return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
