@@ -4,6 +4,11 @@ FuriosaLLM, 30% cancelled, then checks for leftovers, memory and solo-equal outp
 It runs ``tests/core/test_soak.py`` with more requests and prints its summary:
 
     .venv/bin/python -m benchmarks.bench_soak [REQUESTS] [SEED]     # default 2000 requests
+
+``--served`` runs the served soak instead (``tests/backends/remote/test_remote_soak.py``:
+the same mix over furiosa-llm's real server, killed and restarted once mid-soak):
+
+    .venv/bin/python -m benchmarks.bench_soak --served [REQUESTS] [SEED]
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import pytest
 
 
 def main(argv: list[str]) -> int:
-    os.environ["FURIOSA_SOAK_REQUESTS"] = argv[0] if argv else "2000"
+    served = "--served" in argv
+    argv = [a for a in argv if a != "--served"]
+    size = "FURIOSA_REMOTE_SOAK_REQUESTS" if served else "FURIOSA_SOAK_REQUESTS"
+    os.environ[size] = argv[0] if argv else "2000"
     if len(argv) > 1:
         os.environ["FURIOSA_SOAK_SEED"] = argv[1]
-    return int(pytest.main(["-q", "-s", "-p", "no:cacheprovider", "tests/core/test_soak.py"]))
+    test = "tests/backends/remote/test_remote_soak.py" if served else "tests/core/test_soak.py"
+    return int(pytest.main(["-q", "-s", "-p", "no:cacheprovider", test]))
 
 
 if __name__ == "__main__":

@@ -11,4 +11,5 @@ WORKLOADS = (
     "cold_start",
     "adapter_overhead",
     "constraints",
+    "served",
 )

@@ -6,6 +6,7 @@ name, one description and one mapping onto the engine in both frameworks:
 
     RefusesUnknownArguments   a misspelt argument is an UnknownOptionError, not ignored
     EngineChoice     model, backend, device, dtype, engine  ->  composition.get_engine
+                     (+ base_url, api_key, headers, timeout, served_model_name: a server)
     SamplingOptions  sampling fields (+ per-call overrides) ->  SamplingParams, and the
                      arguments of a completion request      ->  engine.stream(prompt, ...)
     ChatOptions      SamplingOptions + template and tool options -> engine.stream(messages=...)
@@ -13,9 +14,10 @@ name, one description and one mapping onto the engine in both frameworks:
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .composition import default_model_name, get_engine
 from .core import AsyncEngine, SamplingParams, StructuredOutputsParams, Task
@@ -73,6 +75,15 @@ class RefusesUnknownArguments:
         UnknownOptionError.check(cls.__name__, data, cls._known_arguments())
 
 
+def _from_env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _secret_from_env(name: str) -> SecretStr | None:
+    value = _from_env(name)
+    return SecretStr(value) if value else None
+
+
 class EngineChoice(BaseModel):
     """Which engine an adapter talks to: the model, backend, device and dtype fields, or an
     explicit ``engine``. Subclasses set ``_task``.
@@ -103,6 +114,32 @@ class EngineChoice(BaseModel):
     picks: chat models fp32 on CPU and bf16 on CUDA; embedding models bf16 matmuls on CPUs
     with AMX and on CUDA, fp32 elsewhere."""
 
+    base_url: str | None = Field(default_factory=lambda: _from_env("FURIOSA_BASE_URL"))
+    """An OpenAI-compatible server to run on instead of in-process (``furiosa-llm serve``,
+    vLLM, a load balancer or ``furiosa-llm route`` in front of them), e.g.
+    ``"http://localhost:8000/v1"``. Default: ``$FURIOSA_BASE_URL``. Templates, tool calls,
+    structured output, stop strings and detokenization still run here; ``model`` then
+    names a local copy of the served model's tokenizer (or the served name)."""
+
+    api_key: SecretStr | None = Field(default_factory=lambda: _secret_from_env("FURIOSA_API_KEY"))
+    """The server's API key (sent as ``Authorization: Bearer``). Default:
+    ``$FURIOSA_API_KEY``. Never shown in reprs, logs, errors or traces."""
+
+    headers: dict[str, str] | None = Field(default=None, repr=False)
+    """Extra HTTP headers for every request to ``base_url``."""
+
+    timeout: float | None = 600.0
+    """Seconds to wait for the server to connect, answer, or send each next token
+    (``None``: no limit). Only with ``base_url``."""
+
+    served_model_name: str | None = None
+    """The name the server knows the model by (``--served-model-name``); ``None`` reads
+    it from the server's ``/v1/models`` when it serves one model."""
+
+    max_retries: int = 2
+    """Retries of a request to ``base_url`` where nothing can be answered twice: the
+    connection failed, or the server refused with 429/503 before any token."""
+
     engine: AsyncEngine | None = Field(default=None, exclude=True)
     """The engine serving this adapter: loaded from the fields above on first use, or given
     (for example one shared with other code), and then the fields above are not used."""
@@ -124,6 +161,20 @@ class EngineChoice(BaseModel):
         return self.engine
 
     def _load(self, model: str | None) -> AsyncEngine:
+        if self.base_url is not None or self.backend == "remote":
+            return get_engine(
+                model,
+                task=self._task,
+                backend=self.backend,
+                device=self.device,
+                dtype=self.dtype,
+                base_url=self.base_url,
+                api_key=self.api_key.get_secret_value() if self.api_key else None,
+                headers=self.headers,
+                timeout=self.timeout,
+                served_model_name=self.served_model_name,
+                max_retries=self.max_retries,
+            )
         return get_engine(
             model, task=self._task, backend=self.backend, device=self.device, dtype=self.dtype
         )
@@ -134,7 +185,7 @@ class EngineChoice(BaseModel):
             return model
         if self.engine is not None:
             return self.engine.model_name
-        return self.model or default_model_name(self._task)
+        return self.model or self.served_model_name or default_model_name(self._task)
 
 
 class SamplingOptions(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from .composition import get_engine
@@ -11,7 +12,13 @@ from .core import SamplingParams
 
 
 def _chat(args: argparse.Namespace) -> int:
-    engine = get_engine(args.model, backend=args.backend, device=args.device)
+    engine = get_engine(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        base_url=args.base_url,
+        api_key=os.environ.get("FURIOSA_API_KEY") or None,
+    )
     messages = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
@@ -36,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="stream an answer to one question")
     chat.add_argument("question")
     chat.add_argument("--model", default=None, help="local model dir or .gguf (default: bundled)")
-    chat.add_argument("--backend", default="auto", choices=["auto", "torch", "furiosa"])
+    chat.add_argument("--backend", default="auto", choices=["auto", "torch", "furiosa", "remote"])
+    chat.add_argument(
+        "--base-url",
+        default=os.environ.get("FURIOSA_BASE_URL") or None,
+        help="a server to use (furiosa-llm serve, vLLM); default $FURIOSA_BASE_URL, key from "
+        "$FURIOSA_API_KEY",
+    )
     chat.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     chat.add_argument("--system", default=None, help="a system prompt")
     chat.add_argument("--max-tokens", type=int, default=256)

@@ -3,6 +3,7 @@
     adapters, furiosa_llm_api -> get_engine(model, task, backend, ...)
         models.resolve_model     model argument -> local directory (bundled default, GGUF)
         resolve_backend          "auto" -> furiosa on an RNGD machine, torch elsewhere
+                                 (base_url= -> remote: a served model, over HTTP)
         backends.*               the native engine (token level)
         models.load_tokenizer    the tokenizer, unless the backend brings its own
         core.AsyncEngine         the shared engine around them
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from .backends.furiosa import import_llm, load_llm, native_engine_from_llm, npu_available
 from .backends.furiosa import llm_parameters as furiosa_llm_parameters
+from .backends.remote import DEFAULT_TIMEOUT, connect_remote, remote_config
 from .backends.torch import create_torch_engine
 from .core import AsyncEngine, NativeEngine, Task
 from .errors import InvalidRequestError, ModelNotFoundError
@@ -34,8 +36,8 @@ from .models import (
     resolve_model,
 )
 
-BackendName = Literal["auto", "torch", "furiosa"]
-BACKENDS = ("auto", "torch", "furiosa")
+BackendName = Literal["auto", "torch", "furiosa", "remote"]
+BACKENDS = ("auto", "torch", "furiosa", "remote")
 
 _lock = threading.Lock()
 _engines: dict[tuple[Any, ...], AsyncEngine] = {}
@@ -46,9 +48,22 @@ def default_model_name(task: Task) -> str:
     return DEFAULT_CHAT_MODEL if task == "generate" else DEFAULT_EMBEDDING_MODEL
 
 
-def resolve_backend(backend: str, *, bundled: bool = False) -> Literal["torch", "furiosa"]:
-    """``auto`` means furiosa when an NPU is present, torch otherwise; the bundled default
-    models always run on torch (they have no RNGD build)."""
+def resolve_backend(
+    backend: str, *, bundled: bool = False, base_url: str | None = None
+) -> Literal["torch", "furiosa", "remote"]:
+    """``auto`` means remote when a ``base_url`` is given, furiosa when an NPU is present,
+    torch otherwise; the bundled default models always run on torch (they have no RNGD
+    build)."""
+    if base_url is not None and backend not in ("auto", "remote"):
+        raise InvalidRequestError(
+            f"base_url is for backend='remote' (or 'auto'), not backend={backend!r}"
+        )
+    if backend == "remote" and base_url is None:
+        raise InvalidRequestError(
+            "backend='remote' needs base_url= (or FURIOSA_BASE_URL): the server's URL"
+        )
+    if base_url is not None:
+        return "remote"
     if backend == "auto":
         return "furiosa" if not bundled and npu_available() else "torch"
     if backend in ("torch", "furiosa"):
@@ -73,6 +88,11 @@ def get_engine(
     device: str | None = None,
     dtype: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    served_model_name: str | None = None,
     **engine_options: Any,
 ) -> AsyncEngine:
     """The shared engine for ``model`` (default: the bundled default for ``task``).
@@ -83,7 +103,18 @@ def get_engine(
     precision. ``engine_options`` go to the native engine (torch: ``max_model_len``,
     ``max_num_seqs``, ...; furiosa: furiosa-llm ``LLM`` arguments such as ``devices``);
     an option the backend does not know raises ``UnknownOptionError``.
+
+    ``base_url`` (an OpenAI-compatible server: ``furiosa-llm serve``, vLLM, a router)
+    serves the model remotely; see ``_remote_engine``.
     """
+    if base_url is not None or backend == "remote":
+        resolve_backend(backend, base_url=base_url)  # refuses a contradiction
+        if device is not None or dtype is not None:
+            raise InvalidRequestError("device and dtype are the server's choice with base_url")
+        remote = {"api_key": api_key, "headers": headers, "timeout": timeout}
+        return _remote_engine(
+            model, task, base_url, served_model_name, cache_dir, remote, engine_options
+        )
     resolved = resolve_model(model, task, cache_dir)
     chosen = resolve_backend(backend, bundled=resolved.bundled)
     if dtype is not None:
@@ -97,6 +128,39 @@ def get_engine(
         native = _native_engine(resolved, chosen, device, engine_options)
         tokenizer = native.tokenizer or load_tokenizer(resolved.path)
         engine = AsyncEngine(native, tokenizer, resolved.name, backend=chosen)
+        _engines[key] = engine
+        return engine
+
+
+def _remote_engine(
+    model: str | os.PathLike[str] | None,
+    task: Task,
+    base_url: str | None,
+    served_model_name: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    connection: dict[str, Any],
+    options: dict[str, Any],
+) -> AsyncEngine:
+    """The shared engine of a served model: one per server, connection settings, served
+    name, task and tokenizer source (the credentials in the key as a digest, never clear)."""
+    assert base_url is not None
+    max_model_len = options.pop("max_model_len", None)
+    config = remote_config(base_url, **connection, **options)
+    key = ("remote", config.sharing_key(), served_model_name, task, str(model), max_model_len)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is not None and engine.is_alive():
+            return engine
+        native = connect_remote(
+            config,
+            task=task,
+            model=model,
+            served_model_name=served_model_name,
+            cache_dir=cache_dir,
+            max_model_len=max_model_len,
+        )
+        assert native.tokenizer is not None
+        engine = AsyncEngine(native, native.tokenizer, native.served_model_name, backend="remote")
         _engines[key] = engine
         return engine
 

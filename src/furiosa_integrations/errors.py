@@ -91,3 +91,56 @@ class ModelNotFoundError(FuriosaError, FileNotFoundError):
 
 class BackendUnavailableError(FuriosaError, RuntimeError):
     """The requested backend cannot run on this machine."""
+
+
+# ---- served backends (backends/remote): what a server, or the way to it, did ----
+
+
+class ServerRequestError(InvalidRequestError):
+    """The server refused the request (HTTP 4xx, or an error event of that kind); the
+    message is the server's. ``status_code`` is the HTTP status."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ServerAuthenticationError(ServerRequestError):
+    """The server refused the credentials (HTTP 401/403): check ``api_key``."""
+
+
+class ServerError(EngineError):
+    """The server failed while serving a request (HTTP 5xx, or an error event mid-stream);
+    the message is the server's. ``status_code`` is the HTTP status, when there is one."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ServerUnavailableError(ServerError):
+    """The server could not be reached or refused to take the request (connection refused,
+    HTTP 503), after the retries that were safe."""
+
+
+class ServerOverloadedError(ServerError, EngineOverloadedError):
+    """The server kept answering HTTP 429 (too many requests), after the retries."""
+
+
+class ServerTimeoutError(ServerError, TimeoutError):
+    """The server took longer than ``timeout`` to connect, answer or send the next token."""
+
+
+class ServerDisconnectedError(ServerError):
+    """The connection to the server broke before the response was complete (the server
+    died or restarted mid-stream). Tokens already delivered stand; nothing is retried."""
+
+
+class MalformedResponseError(ServerError):
+    """The server sent something that is not the OpenAI-compatible stream it should (a
+    line that is not an event, an event that is not JSON, a chunk without token ids)."""
+
+
+class TokenizerMismatchError(InvalidRequestError):
+    """The local tokenizer does not tokenize like the server's (checked on connecting):
+    prompts would reach the model as other tokens than the ones the engine rendered."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from argparse import ArgumentParser
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -62,6 +62,10 @@ class EngineArgs:
     task: str = "auto"  # "generate" or "embed"; "auto": from the model
     fxb: str | None = None  # furiosa-llm artifact (.fxb); None: discovered by furiosa-llm
     max_model_len: int | None = None  # cap on prompt + completion tokens
+    # A served model (backend "remote", or "auto" with a URL): furiosa-llm serve, vLLM, ...
+    base_url: str | None = None  # e.g. "http://localhost:8000/v1"
+    api_key: str | None = field(default=None, repr=False)  # None: $FURIOSA_API_KEY
+    served_model_name: str | None = None  # None: the one model the server lists
 
     def __post_init__(self) -> None:
         """Validate JIT-related and backend configuration (each a ``ValueError``).
@@ -91,6 +95,10 @@ class EngineArgs:
             raise ValueError("max_processing_samples must be a positive integer")
         if self.max_model_len is not None and self.max_model_len <= 0:
             raise ValueError(f"max_model_len must be > 0, got {self.max_model_len}")
+        if self.backend == "remote" and not self.base_url:
+            raise ValueError("backend='remote' needs base_url (the server's URL)")
+        if self.base_url and self.backend not in ("auto", "remote"):
+            raise ValueError(f"base_url is for backend 'remote', not {self.backend!r}")
 
     def furiosa_only_options(self) -> dict[str, Any]:
         """Options set away from their defaults that only the furiosa backend uses."""
@@ -215,8 +223,8 @@ class EngineArgs:
             "--backend",
             choices=list(BACKENDS),
             default=d.backend,
-            help='"furiosa" (RNGD NPU), "torch" (CPU / CUDA), or "auto": furiosa when an NPU '
-            "is present.",
+            help='"furiosa" (RNGD NPU), "torch" (CPU / CUDA), "remote" (--base-url), or "auto": '
+            "remote with --base-url, else furiosa when an NPU is present.",
         )
         parser.add_argument(
             "--device",
@@ -241,6 +249,19 @@ class EngineArgs:
             type=int,
             default=d.max_model_len,
             help="Cap on prompt plus completion tokens per request.",
+        )
+        parser.add_argument(
+            "--base-url",
+            type=str,
+            default=d.base_url,
+            help="An OpenAI-compatible server to use (furiosa-llm serve, vLLM), e.g. "
+            "http://localhost:8000/v1; its API key comes from $FURIOSA_API_KEY.",
+        )
+        parser.add_argument(
+            "--served-model-name",
+            type=str,
+            default=d.served_model_name,
+            help="The model's name on that server (default: the one it serves).",
         )
         return parser
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any, Literal
 
 from .. import composition
@@ -28,10 +29,12 @@ _LLM_OPTIONS = (
 _SCHEDULER_OPTIONS = ("npu_queue_limit", "max_processing_samples", "spare_blocks_ratio")
 
 
-def choose_backend(args: EngineArgs) -> Literal["torch", "furiosa"]:
-    """``auto`` means furiosa when an NPU is present; the bundled defaults always run on
-    torch (they have no RNGD artifact)."""
-    return composition.resolve_backend(args.backend, bundled=is_default_model(args.model))
+def choose_backend(args: EngineArgs) -> Literal["torch", "furiosa", "remote"]:
+    """``auto`` means remote with a ``base_url``, else furiosa when an NPU is present; the
+    bundled defaults always run on torch (they have no RNGD artifact)."""
+    return composition.resolve_backend(
+        args.backend, bundled=is_default_model(args.model), base_url=args.base_url
+    )
 
 
 def infer_task(args: EngineArgs) -> Task:
@@ -100,6 +103,28 @@ def engine_from_args(args: EngineArgs) -> tuple[AsyncEngine, bool]:
             engine, args.tokenizer, slow=args.tokenizer_mode == "slow"
         )
     return engine, False
+
+
+def _remote_engine(args: EngineArgs) -> AsyncEngine:
+    """The served model's engine; ``model`` (unless "default") names its local tokenizer."""
+    ignored = args.furiosa_only_options()
+    if ignored:
+        logger.warning("A served model ignores furiosa-only options: %s", sorted(ignored))
+    options: dict[str, Any] = {"max_model_len": args.max_model_len} if args.max_model_len else {}
+    engine = composition.get_engine(
+        None if args.model == "default" else args.model,
+        task=infer_task(args),
+        backend="remote",
+        base_url=args.base_url,
+        api_key=args.api_key or os.environ.get("FURIOSA_API_KEY") or None,
+        served_model_name=args.served_model_name,
+        **options,
+    )
+    if args.tokenizer is not None or args.tokenizer_mode == "slow":
+        engine = composition.with_tokenizer(
+            engine, args.tokenizer, slow=args.tokenizer_mode == "slow"
+        )
+    return engine
 
 
 __all__ = ["choose_backend", "engine_from_args", "infer_task", "llm_kwargs", "scheduler_config"]

@@ -12,6 +12,7 @@ wheel's own ``NativeRequestOutput`` / ``NativeCompletionOutput`` / ``Logprob`` /
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -62,6 +63,7 @@ class StandInNativeEngine:
         self.received: list[tuple[str | None, Any]] = []  # (request_id, params) in order
         self.aborted: list[str] = []
         self._alive = True
+        self._terminated = threading.Event()
 
     @property
     def max_model_len(self) -> int:
@@ -141,10 +143,13 @@ class StandInNativeEngine:
         return self._alive and bool(self.torch_engine.is_alive())
 
     def wait_until_terminated(self) -> None:
-        return None
+        # Blocks until shutdown(), as the native engine's does: furiosa-llm's server runs it
+        # in a thread for its whole life and shuts itself down as soon as it returns.
+        self._terminated.wait()
 
     def shutdown(self) -> None:
         self._alive = False  # the torch engine below is shared: it keeps running
+        self._terminated.set()
 
     def reset_prefix_cache(self, target: str = "all") -> bool:
         return True
