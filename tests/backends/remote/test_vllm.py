@@ -2,9 +2,9 @@
 ``.venv-vllm``: ``bash scripts/setup_vllm_env.sh``) serving the converted default chat
 model and the default embedding model, behind the same classes with ``base_url``.
 
-Skipped when ``.venv-vllm`` is missing or ``FURIOSA_TEST_VLLM=0``; ``scripts/test.sh``
-builds it first when ``FURIOSA_TEST_VLLM=1`` (its default; see the README). Each server
-takes ~30 s to start (eager mode).
+A slow tier, behind a switch: it runs only with ``FURIOSA_TEST_VLLM=1`` (and
+``.venv-vllm`` built; ``scripts/test.sh`` builds it first under that switch; see the
+README). Each server takes ~30 s to start (eager mode).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from .servers import VLLM_PYTHON, VllmServer, start_all
 pytestmark = [
     pytest.mark.models,
     pytest.mark.skipif(not VLLM_PYTHON.exists(), reason="needs .venv-vllm (setup_vllm_env.sh)"),
-    pytest.mark.skipif(os.environ.get("FURIOSA_TEST_VLLM") == "0", reason="FURIOSA_TEST_VLLM=0"),
+    pytest.mark.skipif(
+        os.environ.get("FURIOSA_TEST_VLLM") != "1", reason="the vLLM tier: FURIOSA_TEST_VLLM=1"
+    ),
     pytest.mark.timeout(900),
 ]
 
