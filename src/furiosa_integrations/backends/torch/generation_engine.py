@@ -337,7 +337,8 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         elif state.constraint is not None and state.constraint.is_terminated():
             finish = "stop"
         if finish == "stop" and state.constraint is not None and state.constraint.cut_by_budget:
-            finish = "length"  # complete and valid, but cut short to fit max_tokens
+            # Complete and valid, but cut short to fit max_tokens: say so, whatever ended it.
+            finish, stop_token = "length", None
         elif len(state.output_token_ids) >= request.max_tokens:
             finish = "length"
         elif request.cached_len + 1 >= self.max_model_len:
