@@ -36,9 +36,10 @@ from ...errors import (
 from .decoders import PrefillSegment, load_decoder
 from .device import pick_dtype, prepare_device
 from .engine_thread import EngineThread, LoopSink, deliver_all, loop_sink
+from .finished_cache import FinishedSequence, FinishedSequenceCache
 from .grammar import GrammarConstraints
 from .loader import eos_token_ids, read_config
-from .prefix_sharing import MIN_SHARED_PREFIX, longest_shared_prefix
+from .prefix_sharing import best_prefix
 from .sampler import ConstraintFactory, SamplingState, sample
 from .sequence_state import SequenceState
 
@@ -59,6 +60,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         max_num_seqs: int = 64,
         max_prefill_tokens: int = 2048,
         enable_prefix_caching: bool = True,
+        finished_cache_bytes: int = 256 << 20,
         num_threads: int | None = None,
         constraint_factory: ConstraintFactory | None = None,
     ) -> None:
@@ -75,6 +77,11 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self.max_num_seqs = max_num_seqs
         self.max_prefill_tokens = max_prefill_tokens
         self.enable_prefix_caching = enable_prefix_caching
+        # Finished sequences' K/V, for the next turn of a chat or agent loop (native
+        # decoders; the transformers fallback keeps per-slot caches of its own).
+        self.finished_sequences: FinishedSequenceCache | None = None
+        if enable_prefix_caching and finished_cache_bytes > 0 and self.decoder.native:
+            self.finished_sequences = FinishedSequenceCache(finished_cache_bytes)
         if constraint_factory is None:
             constraint_factory = GrammarConstraints(path, self.vocab_size, self.eos_token_ids)
         self.constraint_factory = constraint_factory
@@ -236,14 +243,11 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         while self._waiting and len(self._running) < self.max_num_seqs:
             request = self._waiting[0]
             if self.enable_prefix_caching:
-                source, cached = longest_shared_prefix(request, self._running, cached_only=True)
-                # A prefix shared with a request admitted in this same step is copied after
-                # that one's prefill, in the same step (see _prefill): no one waits for it.
-                leaders = [r for r in admitted if r.prefix_source not in admitted]
-                leader, shared = longest_shared_prefix(request, leaders, cached_only=False)
-                if leader is not None and shared >= cached + MIN_SHARED_PREFIX:
-                    source, cached = leader, shared
+                kept = self.finished_sequences.entries() if self.finished_sequences else []
+                source, cached = best_prefix(request, [*self._running, *kept], admitted)
                 request.prefix_source, request.num_cached_prompt_tokens = source, cached
+                if isinstance(source, FinishedSequence) and self.finished_sequences:
+                    self.finished_sequences.used(source)
             cost = len(request.prompt_token_ids) - request.num_cached_prompt_tokens
             if admitted and cost > budget:
                 break
@@ -273,7 +277,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         for request in requests:
             reused = request.num_cached_prompt_tokens
             if request.prefix_source is not None:
-                self.decoder.cache.copy_prefix(request.prefix_source.slot, request.slot, reused)
+                request.prefix_source.copy_prefix_into(self.decoder.cache, request.slot, reused)
                 request.prefix_source = None
             new_tokens = request.prompt_token_ids[reused:]
             segments.append(PrefillSegment(request.slot, len(tokens), len(new_tokens), reused))
@@ -333,7 +337,8 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         elif state.constraint is not None and state.constraint.is_terminated():
             finish = "stop"
         if finish == "stop" and state.constraint is not None and state.constraint.cut_by_budget:
-            finish = "length"  # complete and valid, but cut short to fit max_tokens
+            # Complete and valid, but cut short to fit max_tokens: say so, whatever ended it.
+            finish, stop_token = "length", None
         elif len(state.output_token_ids) >= request.max_tokens:
             finish = "length"
         elif request.cached_len + 1 >= self.max_model_len:
@@ -362,6 +367,8 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
                 del self._requests[request.request_id]
         request.sink(final)
         if request.slot >= 0:
+            if self.finished_sequences is not None and not isinstance(final, BaseException):
+                self.finished_sequences.keep(request, self.decoder.cache)
             slot = request.slot
             last = self._running.pop()
             if last is not request:

@@ -67,6 +67,19 @@ class SlotKVCache:
         self.keys[:, dst, :, :length] = self.keys[:, src, :, :length]
         self.values[:, dst, :, :length] = self.values[:, src, :, :length]
 
+    def read(self, slot: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of a slot's first ``length`` positions: ``[layers, heads, length, dim]``."""
+        return (
+            self.keys[:, slot, :, :length].clone(),
+            self.values[:, slot, :, :length].clone(),
+        )
+
+    def write(self, slot: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Put K/V read by ``read`` (or a prefix of them) into slot ``slot``'s first positions."""
+        length = keys.shape[2]
+        self.keys[:, slot, :, :length] = keys
+        self.values[:, slot, :, :length] = values
+
     def copy_prefix(self, src: int, dst: int, length: int) -> None:
         """Share a cached prompt prefix: copy it from ``src`` into ``dst``."""
         self.move(src, dst, length)

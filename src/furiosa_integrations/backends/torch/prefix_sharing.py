@@ -1,11 +1,11 @@
 """Prefix sharing: a new sequence copies the K/V of a prompt prefix it shares with one
-already in the cache, instead of computing it again."""
+already in the cache (running, or finished and kept), instead of computing it again."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .sequence_state import SequenceState
+from .sequence_state import PrefixHolder, SequenceState
 
 # Shorter shared prefixes are not worth a copy (and a chat template's header is ~30 tokens).
 MIN_SHARED_PREFIX = 16
@@ -28,12 +28,12 @@ def common_prefix(prompt: list[int], sequence: list[int], cached: int) -> int:
 
 
 def longest_shared_prefix(
-    request: SequenceState, candidates: Iterable[SequenceState], cached_only: bool
-) -> tuple[SequenceState | None, int]:
+    request: SequenceState, candidates: Iterable[PrefixHolder], cached_only: bool
+) -> tuple[PrefixHolder | None, int]:
     """The candidate sharing the longest prompt prefix with ``request`` (at least
     ``MIN_SHARED_PREFIX`` tokens), counting what is in its cache now, or
     (``cached_only=False``) what will be once its prompt is prefilled."""
-    best: SequenceState | None = None
+    best: PrefixHolder | None = None
     best_len = 0
     for other in candidates:
         cached = other.cached_len if cached_only else len(other.prompt_token_ids)
@@ -45,4 +45,18 @@ def longest_shared_prefix(
     return best, best_len
 
 
-__all__ = ["MIN_SHARED_PREFIX", "common_prefix", "longest_shared_prefix"]
+def best_prefix(
+    request: SequenceState, cached: Iterable[PrefixHolder], admitted: list[SequenceState]
+) -> tuple[PrefixHolder | None, int]:
+    """Where ``request`` copies its prefix from, and how long it is: from K/V in the cache
+    now (running or kept finished sequences), or from a request admitted in this same step,
+    whose prefix is copied right after its prefill, in that step (no one waits for it)."""
+    source, length = longest_shared_prefix(request, cached, cached_only=True)
+    leaders = [r for r in admitted if r.prefix_source not in admitted]
+    leader, shared = longest_shared_prefix(request, leaders, cached_only=False)
+    if leader is not None and shared >= length + MIN_SHARED_PREFIX:
+        return leader, shared
+    return source, length
+
+
+__all__ = ["MIN_SHARED_PREFIX", "best_prefix", "common_prefix", "longest_shared_prefix"]
