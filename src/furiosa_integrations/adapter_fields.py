@@ -44,7 +44,14 @@ SAMPLING_OPTIONS = (
     "structured_outputs",
 )
 # Per-call options of a chat request besides the sampling ones.
-CHAT_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs")
+CHAT_OPTIONS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "chat_template_kwargs",
+    "tool_call_format",
+    "reasoning",
+)
 # Per-call options of every generation request.
 CALL_OPTIONS = (*SAMPLING_OPTIONS, "stop", "request_id")
 
@@ -309,6 +316,19 @@ class ChatOptions(SamplingOptions):
     """``False``: at most one tool call per turn (generation ends after it). ``None`` or
     ``True``: the model may make several calls in one turn. Also a per-call option."""
 
+    tool_call_format: str | None = None
+    """The model's tool-call syntax, as vLLM names its parsers: ``"hermes"``,
+    ``"llama3_json"``, ``"mistral"``, ``"qwen3_xml"``. ``None`` (the default) reads it from
+    the chat template (and uses Hermes' ``<tool_call>`` tags, with a tool prompt of ours,
+    for templates that render no tools). Also a per-call option."""
+
+    reasoning: bool | str | None = None
+    """Thinking models: ``True`` / ``False`` turns reasoning on or off, an effort level
+    (``"low"``, ``"medium"``, ``"high"``) sets it, on the chat template's own switch
+    (``enable_thinking``, ``thinking``, ``reasoning_effort``). ``None`` (the default) keeps
+    the template's default. What the template cannot express is refused. The reasoning
+    comes back apart from the answer. Also a per-call option."""
+
     force_tool_call_on_user_turn: bool | None = None
     """When tools are offered without a ``tool_choice``, require a tool call while the
     conversation ends with a user message, and let the model answer freely once it ends
@@ -332,9 +352,10 @@ class ChatOptions(SamplingOptions):
         request = self._take_common(options, stop)
         tools = options.pop("tools", None) or None
         tool_choice = options.pop("tool_choice", None)
+        template_kwargs = options.pop("chat_template_kwargs", self.chat_template_kwargs)
         force = self.force_tool_call_on_user_turn
         if force is None:
-            force = not engine.template_renders_tools
+            force = not engine.renders_tools(template_kwargs)
         if tools and tool_choice is None and ends_with_user and force:
             tool_choice = "required"
         parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
@@ -343,7 +364,9 @@ class ChatOptions(SamplingOptions):
             tool_choice=tool_choice,
             # None (unset) is the engine's default: several calls per turn allowed.
             parallel_tool_calls=True if parallel is None else parallel,
-            chat_template_kwargs=options.pop("chat_template_kwargs", self.chat_template_kwargs),
+            chat_template_kwargs=template_kwargs,
+            tool_call_format=options.pop("tool_call_format", self.tool_call_format),
+            reasoning=options.pop("reasoning", self.reasoning),
         )
         known = CALL_OPTIONS + CHAT_OPTIONS
         UnknownOptionError.check(f"{type(self).__name__} calls", options, known)

@@ -27,6 +27,7 @@ from .request_lifecycle import Claim, RequestTracker
 from .request_stream import RequestStream
 from .sampling_params import PoolingParams, SamplingParams
 from .sync_bridge import iterate_sync, run_sync
+from .text.reasoning_switch import Reasoning
 from .tokenizer import Tokenizer
 
 
@@ -76,6 +77,11 @@ class AsyncEngine:
         when to call one); otherwise tools go in a system prompt of ours."""
         return self.input_processor.template_renders_tools
 
+    def renders_tools(self, chat_template_kwargs: dict[str, Any] | None = None) -> bool:
+        """``template_renders_tools`` for the template a request with these
+        ``chat_template_kwargs`` renders with (``{"chat_template": ...}`` overrides it)."""
+        return self.input_processor.renders_tools(chat_template_kwargs)
+
     def is_alive(self) -> bool:
         return self.native.is_alive()
 
@@ -105,6 +111,8 @@ class AsyncEngine:
         tool_choice: Any = None,
         add_generation_prompt: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tool_call_format: str | None = None,
+        reasoning: Reasoning = None,
     ) -> str:
         """The prompt a request with these ``messages`` (and ``tools``) is rendered to."""
         return self.input_processor.render_chat(
@@ -113,6 +121,8 @@ class AsyncEngine:
             tool_choice=tool_choice,
             add_generation_prompt=add_generation_prompt,
             chat_template_kwargs=chat_template_kwargs,
+            tool_call_format=tool_call_format,
+            reasoning=reasoning,
         )
 
     # ---- generation ----
@@ -129,13 +139,19 @@ class AsyncEngine:
         request_id: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         images: Sequence[Any] | None = None,
+        tool_call_format: str | None = None,
+        reasoning: Reasoning = None,
     ) -> RequestStream[GenerationChunk]:
         """Stream chunks of new text. Validation happens here, before anything is queued.
 
         Stopping iteration early (break, ``aclose``, task cancellation) aborts the
         request in the native engine and releases its id. ``parallel_tool_calls=False``
-        (OpenAI's option) allows at most one tool call per turn. ``images`` go with a plain
-        prompt that already holds the model's image placeholders (image-capable models only).
+        (OpenAI's option) allows at most one tool call per turn. ``tool_call_format``
+        names the call syntax (``hermes``, ``llama3_json``, ``mistral``, ``qwen3_xml``)
+        instead of the one the chat template writes. ``reasoning``: thinking on
+        (``True``), off (``False``) or an effort level, on the template's own switch
+        (``None``: the template's default). ``images`` go with a plain prompt that already
+        holds the model's image placeholders (image-capable models only).
         """
         request = self.input_processor.process_generation(
             prompt,
@@ -147,6 +163,8 @@ class AsyncEngine:
             request_id=request_id,
             chat_template_kwargs=chat_template_kwargs,
             images=images,
+            tool_call_format=tool_call_format,
+            reasoning=reasoning,
         )
         held: list[Claim] = []  # the run's claim, once it has started
         return RequestStream(self._run(request, held), lambda: self._abandon(held))

@@ -20,8 +20,15 @@ from .sampling_params import PoolingParams, SamplingParams, check_token_ids
 from .text.chat import apply_template, image_parts, normalize_messages
 from .text.images import load_image
 from .text.reasoning import chat_template_text, reasoning_parser_factory
+from .text.reasoning_constraint import constrain_after_reasoning
+from .text.reasoning_switch import Reasoning, apply_reasoning
 from .text.tool_calling import plan_tool_request
-from .text.tool_prompt import needs_tool_prompt, render_tool_prompt, template_supports_tools
+from .text.tool_prompt import (
+    needs_tool_prompt,
+    render_tool_prompt,
+    request_format,
+    template_supports_tools,
+)
 from .text.tools import normalize_tool_choice, normalize_tools
 from .tokenizer import Tokenizer
 
@@ -71,9 +78,13 @@ class InputProcessor:
         tool_choice: Any = None,
         add_generation_prompt: bool = True,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tool_call_format: str | None = None,
+        reasoning: Reasoning = None,
     ) -> str:
         """The prompt a request with these ``messages`` (and ``tools``) is rendered to."""
         normalized = normalize_messages(messages)
+        template = chat_template_text(self.tokenizer, chat_template_kwargs)
+        chat_template_kwargs = apply_reasoning(template, chat_template_kwargs, reasoning)
         if needs_tool_prompt(normalized, tools, tool_choice):
             offered = normalize_tools(list(tools or []))
             return render_tool_prompt(
@@ -83,6 +94,7 @@ class InputProcessor:
                 normalize_tool_choice(tool_choice, offered),
                 chat_template_kwargs,
                 add_generation_prompt=add_generation_prompt,
+                fmt=request_format(template, tool_call_format),
             )
         return apply_template(
             self.tokenizer,
@@ -94,7 +106,12 @@ class InputProcessor:
     @property
     def template_renders_tools(self) -> bool:
         """Whether the model's own chat template renders tools (else our tool prompt does)."""
-        return template_supports_tools(chat_template_text(self.tokenizer, None))
+        return self.renders_tools(None)
+
+    def renders_tools(self, chat_template_kwargs: dict[str, Any] | None) -> bool:
+        """Whether the template a request renders with (the model's own, unless
+        ``chat_template_kwargs`` names another) renders tools."""
+        return template_supports_tools(chat_template_text(self.tokenizer, chat_template_kwargs))
 
     # ---- checks every request passes first ----
 
@@ -132,6 +149,8 @@ class InputProcessor:
         request_id: str | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         images: Sequence[Any] | None = None,
+        tool_call_format: str | None = None,
+        reasoning: Reasoning = None,
     ) -> EngineRequest:
         """An ``EngineRequest``, or the typed error of the first thing wrong with it."""
         self.check_serving("generate")
@@ -151,7 +170,14 @@ class InputProcessor:
         text: str | None
         if messages is not None:
             text, params, parser_factory = self._render(
-                messages, params, tools, tool_choice, chat_template_kwargs, parallel_tool_calls
+                messages,
+                params,
+                tools,
+                tool_choice,
+                chat_template_kwargs,
+                parallel_tool_calls,
+                tool_call_format,
+                reasoning,
             )
             token_ids = self.tokenize(text)
         elif isinstance(prompt, str):
@@ -182,9 +208,14 @@ class InputProcessor:
         tool_choice: Any,
         chat_template_kwargs: dict[str, Any] | None,
         parallel_tool_calls: bool,
+        tool_call_format: str | None,
+        reasoning: Reasoning,
     ) -> tuple[str, SamplingParams, Callable[[], TextParser] | None]:
-        """A chat's prompt, its params (with any tool constraint) and its output parsers."""
+        """A chat's prompt, its params (with any tool constraint, after any reasoning) and
+        its output parsers."""
         normalized = normalize_messages(messages, allow_images=self.supports_images)
+        template = chat_template_text(self.tokenizer, chat_template_kwargs)
+        chat_template_kwargs = apply_reasoning(template, chat_template_kwargs, reasoning)
         if needs_tool_prompt(normalized, tools, tool_choice):
             plan = plan_tool_request(
                 self.tokenizer,
@@ -194,9 +225,13 @@ class InputProcessor:
                 params,
                 chat_template_kwargs,
                 parallel_tool_calls=parallel_tool_calls,
+                tool_call_format=tool_call_format,
             )
             return plan.prompt, plan.params, plan.parser_factory
+        if tool_call_format is not None:
+            request_format(template, tool_call_format)  # a bad name fails without tools too
         text = apply_template(self.tokenizer, normalized, **(chat_template_kwargs or {}))
+        params = constrain_after_reasoning(params, template, text)
         return text, params, reasoning_parser_factory(self.tokenizer, text, chat_template_kwargs)
 
     def _load_images(

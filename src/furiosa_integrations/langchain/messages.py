@@ -35,7 +35,8 @@ _ROLES = {
 }
 
 # Blocks an AI message may carry besides its text: the tool calls travel in
-# ``tool_calls``, and earlier reasoning is not fed back to the model.
+# ``tool_calls``, and earlier reasoning in ``reasoning_content`` (for the templates that
+# render it).
 _AI_ONLY_BLOCKS = frozenset(
     {
         "tool_use",
@@ -76,6 +77,8 @@ def _to_engine_message(message: BaseMessage) -> dict[str, Any]:
     out: dict[str, Any] = {"role": role, "content": _content(message.content, role)}
     if message.name:
         out["name"] = message.name
+    if isinstance(message, AIMessage) and (reasoning := reasoning_of(message)):
+        out["reasoning_content"] = reasoning
     if isinstance(message, AIMessage) and message.tool_calls:
         out["tool_calls"] = [
             {
@@ -90,6 +93,21 @@ def _to_engine_message(message: BaseMessage) -> dict[str, Any]:
         if message.status == "error":
             out["content"] = _mark_error(out["content"])
     return out
+
+
+def reasoning_of(message: AIMessage) -> str:
+    """An AI message's reasoning: standard ``reasoning`` blocks (Anthropic-style
+    ``thinking`` blocks too), else ``additional_kwargs["reasoning_content"]``."""
+    if isinstance(message.content, list):
+        texts = [
+            str(block.get("reasoning") or block.get("thinking") or "")
+            for block in message.content
+            if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking")
+        ]
+        if any(texts):
+            return "".join(texts)
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    return reasoning if isinstance(reasoning, str) else ""
 
 
 def _content(content: str | list[Any], role: str) -> str | list[Any]:
@@ -136,7 +154,11 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
 
 def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageChunk:
     """One engine chunk as an ``AIMessageChunk``; tool calls are numbered from
-    ``tool_call_index`` so parallel calls stay apart when chunks are added up."""
+    ``tool_call_index`` so parallel calls stay apart when chunks are added up.
+
+    Reasoning goes in ``additional_kwargs["reasoning_content"]`` (where LangChain's
+    ``content_blocks`` reads a ``reasoning`` block from, and ``output_version="v1"`` puts
+    one in the content), as langchain-ollama and the OpenAI-compatible integrations do."""
     additional: dict[str, Any] = {}
     if chunk.reasoning_text:
         additional["reasoning_content"] = chunk.reasoning_text

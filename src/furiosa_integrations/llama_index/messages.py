@@ -46,6 +46,10 @@ def to_engine_message(message: ChatMessage) -> dict[str, Any]:
         calls = _tool_calls_of(message)
         if calls:
             out["tool_calls"] = calls
+        # Earlier reasoning, for the templates that render it (``reasoning_content``).
+        thoughts = [b.content for b in message.blocks if isinstance(b, ThinkingBlock) and b.content]
+        if thoughts:
+            out["reasoning_content"] = "".join(thoughts)
     if role == "tool" and extra.get("tool_call_id"):
         out["tool_call_id"] = extra["tool_call_id"]
     if extra.get("name"):
@@ -62,7 +66,7 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
             # The engine refuses images on a text-only model with a clear error.
             parts.append({"type": "image_url", "image_url": {"url": str(block.url or "")}})
         elif isinstance(block, (ToolCallBlock, ThinkingBlock, CachePoint)):
-            continue  # tool calls go in "tool_calls"; thoughts and cache hints are not replayed
+            continue  # calls go in "tool_calls", thoughts in "reasoning_content"; hints nowhere
         else:
             parts.append({"type": block.block_type})  # refused by the engine, naming the type
     if all(part["type"] == "text" for part in parts):

@@ -33,6 +33,8 @@ _MAX_CACHED_GRAMMARS = 256
 _MAX_REWRITTEN_LENGTH = 64
 _PLAIN_CHAR = r'[^"\\\x00-\x1f]'  # a JSON string character that needs no escape
 _NOT_SCHEMAS = ("default", "examples", "enum", "const")
+# A compiled grammar, its shortest completion's length and the tags closing its free text.
+_Compiled = tuple[Any, int | None, tuple[str, ...]]
 
 
 def _canonical(value: Any) -> str:
@@ -96,6 +98,27 @@ def _fast_tag_schemas(node: Any) -> Any:
     return out
 
 
+def free_text_closers(node: Any) -> tuple[str, ...]:
+    """The ``end`` of every tag of a structural tag whose content is free text (a reasoning
+    section's ``</think>``): the completion planner's way out of that text."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            content = value.get("content")
+            end = value.get("end")
+            if isinstance(content, dict) and content.get("type") == "any_text":
+                found.extend([end] if isinstance(end, str) else end or [])
+            for item in value.values():
+                walk(item)
+
+    walk(node)
+    return tuple(dict.fromkeys(e for e in found if e))
+
+
 def choice_grammar(choices: list[str]) -> str:
     """EBNF accepting exactly one of ``choices`` (JSON string escapes are valid EBNF escapes)."""
     return "root ::= " + " | ".join(json.dumps(c, ensure_ascii=False) for c in choices)
@@ -148,8 +171,9 @@ class GrammarConstraints:
         self._lock = threading.Lock()
         self._compiler: Any = None
         self._planner: CompletionPlanner | None = None
-        # Compiled grammars, with the tokens their shortest completion takes from the start.
-        self._cache: OrderedDict[tuple[str, str], tuple[Any, int | None]] = OrderedDict()
+        # Compiled grammars, with the tokens their shortest completion takes from the start
+        # and the tags that close their free text.
+        self._cache: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
 
     # ---- compiling ----
 
@@ -166,10 +190,10 @@ class GrammarConstraints:
                 self._compiler = xgr.GrammarCompiler(info, max_threads=2)
             return self._compiler
 
-    def compile(self, structured: StructuredOutputsParams) -> tuple[Any, int | None]:
-        """The compiled grammar for ``structured`` (cached), and the tokens its shortest
-        completion takes from the start (``None``: none found); InvalidRequestError if
-        the constraint is invalid."""
+    def compile(self, structured: StructuredOutputsParams) -> _Compiled:
+        """The compiled grammar for ``structured`` (cached), the tokens its shortest
+        completion takes from the start (``None``: none found) and the tags that close
+        its free text; InvalidRequestError if the constraint is invalid."""
         structured.verify()
         kind = structured.kind()
         value = getattr(structured, kind)
@@ -184,8 +208,13 @@ class GrammarConstraints:
         import xgrammar as xgr
 
         assert self._planner is not None  # made with the compiler
-        plan = self._planner.plan(xgr.GrammarMatcher(compiled))
-        entry = (compiled, None if plan is None else len(plan))
+        closers = (
+            free_text_closers(json.loads(structural_tag_json(value)))
+            if kind == "structural_tag"
+            else ()
+        )
+        plan = self._planner.plan(xgr.GrammarMatcher(compiled), closers=closers)
+        entry = (compiled, None if plan is None else len(plan), closers)
         with self._lock:
             self._cache[key] = entry
             while len(self._cache) > self.max_cached:
@@ -226,7 +255,7 @@ class GrammarConstraints:
         refuse a budget too small for the shortest complete output."""
         if params.structured_outputs is None:
             return
-        _, shortest = self.compile(params.structured_outputs)
+        _, shortest, _ = self.compile(params.structured_outputs)
         if shortest is not None and params.max_tokens is not None and shortest > params.max_tokens:
             raise InvalidRequestError(
                 f"structured_outputs.{params.structured_outputs.kind()} needs about {shortest} "
@@ -239,12 +268,12 @@ class GrammarConstraints:
             return None
         import xgrammar as xgr
 
-        compiled, shortest = self.compile(params.structured_outputs)
+        compiled, shortest, closers = self.compile(params.structured_outputs)
         stops = set() if params.ignore_eos else set(self.stop_token_ids)
         stops |= set(params.stop_token_ids or ())
         matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=sorted(stops) or None)
         assert self._planner is not None
-        return GrammarConstraint(matcher, self._planner, sorted(stops), shortest or 0)
+        return GrammarConstraint(matcher, self._planner, sorted(stops), shortest or 0, closers)
 
 
 def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: list[int]) -> None:

@@ -11,6 +11,10 @@ separators, then digits, then the rest), taking every forced stretch of the gram
 once (xgrammar's jump-forward string). That finds a short completion after a few dozen
 matcher forks (~0.1-0.5 ms); it is not always the very shortest (a number may come out
 as ``100`` where ``18`` was allowed), which the budget check leaves room for.
+
+Free text with a closing tag (a reasoning section before the constrained answer, up to
+``</think>``) has no short completion character by character; the grammar's ``closers``
+(the tags that end such text) are tried as whole moves first.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 _ORDER = '"}],:0123456789{[tfn-.eE+ ' + string.ascii_letters + string.punctuation
 _ALPHABET = "".join(dict.fromkeys(_ORDER))  # each character once, in that order
 _MAX_FORKS = 4000  # give up on a grammar that needs more search than this
+_FREE_TEXT_FORKS = 200  # where free text may be open, search this much before the closers
 _MAX_TOKEN_BYTES = 16
 
 
@@ -39,13 +44,35 @@ class CompletionPlanner:
             if 0 < len(piece) <= _MAX_TOKEN_BYTES and token_id not in special:
                 self._by_bytes.setdefault(piece, token_id)
 
-    def plan(self, matcher: Any, max_chars: int = 512) -> list[int] | None:
+    def plan(
+        self,
+        matcher: Any,
+        max_chars: int = 512,
+        closers: Sequence[str] = (),
+        escape: bool = False,
+    ) -> list[int] | None:
         """Tokens that take ``matcher`` (not changed) to a complete structure; ``[]`` when
-        it is complete already, ``None`` when no completion was found."""
+        it is complete already, ``None`` when no completion was found.
+
+        ``closers``: tags that end free text in this grammar; the shorter of the plain
+        search and a closer's completion wins. ``escape``: when a closer wins, only the
+        closer (leave the free text, let the model write the rest)."""
         if matcher.is_completed():
             return []
-        text = _complete(matcher.fork(), max_chars, [_MAX_FORKS])
-        return None if text is None else self._spell(matcher.fork(), text)
+        budget = _FREE_TEXT_FORKS if closers else _MAX_FORKS
+        text = _complete(matcher.fork(), max_chars, [budget])
+        taken = text  # what to follow: the completion, or (escape) only its closer
+        for closer in closers:
+            branch = matcher.fork()
+            if not branch.accept_string(closer):
+                continue
+            rest = _complete(branch, max_chars - len(closer), [_MAX_FORKS])
+            if rest is not None and (text is None or len(closer) + len(rest) < len(text)):
+                text = closer + rest
+                taken = closer if escape else text
+        if text is None and closers:  # no closer applies here: search as hard as usual
+            taken = _complete(matcher.fork(), max_chars, [_MAX_FORKS])
+        return None if taken is None else self._spell(matcher.fork(), taken)
 
     def _spell(self, matcher: Any, text: str) -> list[int] | None:
         """``text`` in as few tokens as the vocabulary allows (longest match first); every

@@ -9,7 +9,8 @@ grammar allows, it sees to it that a constrained output is valid when it ends:
 - runaway repetition: greedy decoding of a small model can repeat an array element or a
   phrase inside a string until the budget runs out; when the output starts repeating the
   same block of tokens, it completes the structure the shortest way (and, outside one,
-  ends the output).
+  ends the output). In free text that a tag closes (the reasoning before a constrained
+  answer) it writes only the closing tag, and the model goes on with the answer.
 
 Either way the output parses; the engine still reports ``finish_reason="length"`` when the
 budget ran out.
@@ -51,6 +52,7 @@ class GrammarConstraint:
 
     __slots__ = (
         "_check_below",
+        "_closers",
         "_failed",
         "_plan",
         "_stop",
@@ -66,9 +68,11 @@ class GrammarConstraint:
         planner: CompletionPlanner,
         stop_token_ids: Sequence[int] = (),
         initial_plan: int = 0,
+        closers: Sequence[str] = (),
     ) -> None:
         self.matcher = matcher
         self.planner = planner
+        self._closers = tuple(closers)  # tags that end free text (``</think>``)
         self._stop = list(stop_token_ids)
         self._failed = False
         self._plan: list[int] | None = None  # committed: the tokens that complete it
@@ -106,20 +110,23 @@ class GrammarConstraint:
         if self._plan:
             return self._plan.pop(0)
         if repeats_itself([*self._tokens, token]):
-            return self._complete_now(token)
+            return self._complete_now(token, escape=True)
         if tokens_left > self._check_below:
             return token
         after = self.matcher.fork()
-        plan = self.planner.plan(after) if after.accept_token(token) else None
+        plan = (
+            self.planner.plan(after, closers=self._closers) if after.accept_token(token) else None
+        )
         if plan is not None and len(plan) <= tokens_left - 1:
             self._check_below = max(_CHECK_BELOW, 2 * len(plan) + 8)
             return token
         self.cut_by_budget = True
         return self._complete_now(token)
 
-    def _complete_now(self, token: int) -> int:
-        """Commit to the shortest completion from here (instead of ``token``)."""
-        plan = self.planner.plan(self.matcher)
+    def _complete_now(self, token: int, escape: bool = False) -> int:
+        """Commit to the shortest completion from here (instead of ``token``); ``escape``:
+        out of free text only its closing tag."""
+        plan = self.planner.plan(self.matcher, closers=self._closers, escape=escape)
         if plan is None:
             return token  # no completion found: nothing better to do than go on
         if not plan:  # complete already: end here, if a stop token may end it

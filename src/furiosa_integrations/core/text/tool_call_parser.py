@@ -1,29 +1,26 @@
-"""Streaming parser of tool calls, written as
-``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+"""Streaming parser of tool calls, in any model family's format (``tool_formats``).
 
-Text outside the tags streams through as content; from the moment the text might be the
-start of ``<tool_call>`` it is held back, and each call is emitted whole once its closing
-tag arrives. Hermes / Qwen templates write the same tags with newlines around the JSON;
-both spellings parse.
+Text outside calls streams through as content; from the moment the text might be the
+start of a trigger (``<tool_call>``, ``[TOOL_CALLS]``, Llama's ``{"name"``) it is held
+back, and the calls of a block come out whole once the format says the block is complete.
+A block that does not read as calls of offered tools stays in the text.
 
-Two habits of small models are undone here, on every backend: a call repeated word for
-word in the same turn is dropped and ends the turn (``done``), and the
-``<tool_response>`` wrapper that tool results are rendered in is taken out of the
-answer when the model echoes it.
+Two habits of small models are undone here, on every backend and in every format: a call
+repeated word for word in the same turn is dropped and ends the turn (``done``), and the
+``<tool_response>`` wrapper that tool results are rendered in is taken out of the answer
+when the model echoes it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Collection
-from typing import Any
 
 from ..outputs import ToolCall
+from .tool_formats.base import Schemas, ToolCallFormat, Trigger, new_tool_call_id
+from .tool_formats.hermes import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, Hermes
 
-TOOL_CALL_OPEN = "<tool_call>"
-TOOL_CALL_CLOSE = "</tool_call>"
 TOOL_RESPONSE_OPEN = "<tool_response"  # the tag may carry a name="..." attribute
 TOOL_RESPONSE_CLOSE = "</tool_response>"
 _RESPONSE_TAG = re.compile(r"</?tool_response(?:\s[^<>]*)?>\n?")
@@ -37,52 +34,29 @@ def held_tag_prefix(text: str, tag: str) -> int:
     return 0
 
 
-def new_tool_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def format_tool_call(name: str, arguments: Any) -> str:
-    """One call in our format (used for prompts, history and constraints alike)."""
-    return (
-        f"{TOOL_CALL_OPEN}"
-        f"{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}"
-        f"{TOOL_CALL_CLOSE}"
-    )
-
-
-def parse_tool_call(body: str, names: Collection[str] | None = None) -> ToolCall | None:
-    """The call inside one pair of tags, or None when it is not a well-formed call."""
-    try:
-        value = json.loads(body)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    name = value.get("name")
-    arguments = value.get("arguments", value.get("parameters", {}))
-    if isinstance(arguments, str):  # some models write the arguments as a JSON string
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(name, str) or not isinstance(arguments, dict):
-        return None
-    if names is not None and name not in names:
-        return None
-    return ToolCall(id=new_tool_call_id(), name=name, arguments=arguments)
-
-
 class ToolCallParser:
     """A ``TextParser``: content streams through, each complete call comes out as a ToolCall.
 
-    ``names``: the offered tools; a call naming anything else stays in the text.
+    ``names``: the offered tools (or ``schemas``, their parameter schemas by name, which
+    XML-style formats type values with); a call naming anything else stays in the text.
+    ``fmt``: the call syntax (Hermes' ``<tool_call>`` tags by default).
     """
 
-    def __init__(self, names: Collection[str] | None = None) -> None:
-        self.names = set(names) if names is not None else None
+    def __init__(
+        self,
+        names: Collection[str] | None = None,
+        *,
+        fmt: ToolCallFormat | None = None,
+        schemas: Schemas | None = None,
+    ) -> None:
+        self.fmt = fmt if fmt is not None else Hermes()
+        if schemas is not None:
+            self.names: Schemas | None = dict(schemas)
+        else:
+            self.names = {name: {} for name in names} if names is not None else None
         self._buffer = ""
-        self._inside = False
-        self._drop_space = False  # drop the whitespace after a call or a removed wrapper
+        self._trigger: Trigger | None = None  # set while inside a block of calls
+        self._strip: str | None = ""  # what to drop before the next content ("": nothing)
         self._seen: set[str] = set()  # the calls of this turn, as canonical JSON
         self._done = False
 
@@ -95,47 +69,70 @@ class ToolCallParser:
         content: list[str] = []
         calls: list[ToolCall] = []
         while not self._done:
-            if not self._inside:
-                start = self._buffer.find(TOOL_CALL_OPEN)
-                if start == -1:
-                    ready = len(self._buffer) - _held_back(self._buffer)
+            if self._trigger is None:
+                found = self._find_trigger()
+                if found is None:
+                    ready = len(self._buffer) - self._held_back()
                     content.append(self._content(self._buffer[:ready]))
                     self._buffer = self._buffer[ready:]
                     break
+                start, self._trigger = found
                 content.append(self._content(self._buffer[:start]))
-                self._buffer = self._buffer[start + len(TOOL_CALL_OPEN) :]
-                self._inside = True
+                self._buffer = self._buffer[start + len(self._trigger.text) :]
             else:
-                end = self._buffer.find(TOOL_CALL_CLOSE)
-                if end == -1:
+                lead = self._lead()
+                end = self.fmt.block_end(lead + self._buffer)
+                if end is None:
                     break
-                body = self._buffer[:end]
-                self._buffer = self._buffer[end + len(TOOL_CALL_CLOSE) :]
-                self._inside = False
-                call = parse_tool_call(body, self.names)
-                if call is None:
-                    content.append(self._content(TOOL_CALL_OPEN + body + TOOL_CALL_CLOSE))
-                elif self._is_repeat(call):
-                    self._done, self._buffer = True, ""  # the model loops: the turn is over
-                else:
-                    calls.append(call)
-                    self._drop_space = True
+                end = max(0, end - len(lead))
+                block, self._buffer = self._buffer[:end], self._buffer[end:]
+                trigger, self._trigger = self._trigger, None
+                if not self._take_block(trigger, block, calls):
+                    content.append(self._content(trigger.text + block))
         return "".join(content), "", calls
 
     def finish(self) -> tuple[str, str, list[ToolCall]]:
         rest, self._buffer = self._buffer, ""
         if self._done:
             return "", "", []
-        if not self._inside:
+        if self._trigger is None:
             return self._content(rest, final=True), "", []
-        self._inside = False
-        # Cut off before the closing tag (length, stop string): keep it if the JSON is whole.
-        call = parse_tool_call(rest, self.names)
-        if call is not None and not self._is_repeat(call):
-            return "", "", [call]
-        if call is not None:
-            return "", "", []
-        return self._content(TOOL_CALL_OPEN + rest, final=True), "", []
+        # Cut off before the block ended (length, stop string): keep it if it reads whole.
+        trigger, self._trigger = self._trigger, None
+        calls: list[ToolCall] = []
+        if self._take_block(trigger, rest, calls):
+            return "", "", calls
+        return self._content(trigger.text + rest, final=True), "", []
+
+    # ---- blocks ----
+
+    def _lead(self) -> str:
+        assert self._trigger is not None
+        return self._trigger.text if self._trigger.kept else ""
+
+    def _take_block(self, trigger: Trigger, block: str, calls: list[ToolCall]) -> bool:
+        """Add the calls of ``block`` to ``calls``; False when it holds none (then it is
+        text)."""
+        lead = trigger.text if trigger.kept else ""
+        parsed = self.fmt.parse_block(lead + block, self.names)
+        if parsed is None:
+            return False
+        for call in parsed:
+            if self._is_repeat(call):
+                self._done, self._buffer = True, ""  # the model loops: the turn is over
+                break
+            call.id = self.fmt.new_call_id()
+            calls.append(call)
+        self._strip = self.fmt.between_calls
+        return True
+
+    def _find_trigger(self) -> tuple[int, Trigger] | None:
+        best: tuple[int, Trigger] | None = None
+        for trigger in self.fmt.triggers:
+            start = self._buffer.find(trigger.text)
+            if start != -1 and (best is None or start < best[0]):
+                best = (start, trigger)
+        return best
 
     def _is_repeat(self, call: ToolCall) -> bool:
         key = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
@@ -144,38 +141,38 @@ class ToolCallParser:
         self._seen.add(key)
         return False
 
+    # ---- content ----
+
     def _content(self, text: str, final: bool = False) -> str:
         text, removed = _RESPONSE_TAG.subn("", text)
         if removed and not text.strip():
-            self._drop_space = True  # the answer starts after the echoed wrapper
+            self._strip = None  # the answer starts after the echoed wrapper
         if final:  # a partial tag left at the very end
             text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_CLOSE)]
             text = text[: len(text) - held_tag_prefix(text, TOOL_RESPONSE_OPEN)]
-        if self._drop_space:
-            text = text.lstrip()
+        if self._strip != "":
+            text = text.lstrip(self._strip)
             if text:
-                self._drop_space = False
+                self._strip = ""
         return text
 
-
-def _held_back(text: str) -> int:
-    """How much of the end of ``text`` may still become a tag (a call, or an echoed
-    tool-result wrapper, which can carry attributes up to its ``>``)."""
-    held = held_tag_prefix(text, TOOL_CALL_OPEN)
-    for tag in (TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE):
-        held = max(held, held_tag_prefix(text, tag))
-        start = text.rfind(tag)
-        if start != -1 and ">" not in text[start:]:  # an open tag still taking attributes
-            held = max(held, len(text) - start)
-    return held
+    def _held_back(self) -> int:
+        """How much of the end of the buffer may still become a trigger, or an echoed
+        tool-result wrapper (which can carry attributes up to its ``>``)."""
+        text = self._buffer
+        held = max(held_tag_prefix(text, t.text) for t in self.fmt.triggers)
+        for tag in (TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE):
+            held = max(held, held_tag_prefix(text, tag))
+            start = text.rfind(tag)
+            if start != -1 and ">" not in text[start:]:  # an open tag still taking attributes
+                held = max(held, len(text) - start)
+        return held
 
 
 __all__ = [
     "TOOL_CALL_CLOSE",
     "TOOL_CALL_OPEN",
     "ToolCallParser",
-    "format_tool_call",
     "held_tag_prefix",
     "new_tool_call_id",
-    "parse_tool_call",
 ]

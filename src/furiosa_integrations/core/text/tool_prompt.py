@@ -1,9 +1,11 @@
 """Tools and tool histories rendered into a prompt.
 
-Templates that know tools (a ``tools`` variable) render them, and the history's calls in
-transformers' shape; for templates that do not (the default SmolLM2 one) a system prompt
-of ours describes the tools, and the history's calls and results are written as text in
-our call format.
+Templates that know tools (a ``tools`` variable) render them and the history's calls and
+results themselves, from transformers' shape (adjusted to what the family's template
+demands, ``ToolCallFormat.history_for_template``). For templates that do not (the default
+SmolLM2 one) a system prompt of ours describes the tools and how to call them, and the
+history's calls and results are written as text: calls in the request's format, results as
+``<tool_response>`` blocks in a user turn.
 """
 
 from __future__ import annotations
@@ -14,13 +16,22 @@ from typing import Any
 from ..tokenizer import Tokenizer
 from .chat import apply_template
 from .reasoning import chat_template_text
-from .tool_call_parser import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, format_tool_call
+from .tool_formats import DEFAULT_FORMAT, ToolCallFormat, detect_format, format_named
 from .tools import Tool, ToolChoice, call_arguments
 
 
 def template_supports_tools(template: str) -> bool:
     """Whether the chat template renders a ``tools`` variable itself."""
     return "tools" in template
+
+
+def request_format(template: str, tool_call_format: str | None = None) -> ToolCallFormat:
+    """The call format of a request: the one named, else the one the template writes, else
+    ours (Hermes)."""
+    if tool_call_format is not None:
+        return format_named(tool_call_format, template)
+    native = detect_format(template) if template_supports_tools(template) else None
+    return native if native is not None else DEFAULT_FORMAT.for_template(template)
 
 
 def has_tool_history(messages: list[dict[str, Any]]) -> bool:
@@ -49,12 +60,15 @@ def history_for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
-def history_as_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def history_as_text(
+    messages: list[dict[str, Any]], fmt: ToolCallFormat | None = None
+) -> list[dict[str, Any]]:
     """For templates that know only role and content: calls and results written as text.
 
-    An assistant's calls follow its content in our call format; tool results become a user
-    turn of ``<tool_response>`` blocks (consecutive results share one turn).
+    An assistant's calls follow its content in ``fmt`` (Hermes by default); tool results
+    become a user turn of ``<tool_response>`` blocks (consecutive results share one turn).
     """
+    fmt = fmt if fmt is not None else DEFAULT_FORMAT()
     out: list[dict[str, Any]] = []
     names_by_id: dict[str, str] = {}
     for i, message in enumerate(messages):
@@ -62,12 +76,15 @@ def history_as_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if message.get("tool_calls"):
             texts = [message["content"]] if isinstance(message.get("content"), str) else []
             texts = [t for t in texts if t.strip()]
+            calls = []
             for j, call in enumerate(message["tool_calls"]):
                 name, arguments, call_id = call_arguments(call, f"messages[{i}].tool_calls[{j}]")
                 if call_id:
                     names_by_id[call_id] = name
-                texts.append(format_tool_call(name, arguments))
-            out.append({"role": "assistant", "content": "\n".join(texts)})
+                calls.append((name, arguments))
+            texts.append(fmt.render_calls(calls))
+            text_message = {k: v for k, v in message.items() if k != "tool_calls"}
+            out.append({**text_message, "role": "assistant", "content": "\n".join(texts)})
         elif role == "tool":
             content = message.get("content")
             text = content if isinstance(content, str) else json.dumps(content)
@@ -86,9 +103,12 @@ def history_as_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _instructions(tools: list[Tool], choice: ToolChoice, with_signatures: bool) -> str:
+def _instructions(
+    tools: list[Tool], choice: ToolChoice, fmt: ToolCallFormat, with_syntax: bool
+) -> str:
+    """Our system text: the tools (``with_syntax`` adds how to call), and what to call."""
     lines: list[str] = []
-    if with_signatures:
+    if with_syntax:
         lines += [
             "# Tools",
             "",
@@ -99,20 +119,23 @@ def _instructions(tools: list[Tool], choice: ToolChoice, with_signatures: bool) 
             "</tools>",
             "",
         ]
-    lines.append(
-        "To call a function, write its name and arguments as a JSON object within "
-        f"{TOOL_CALL_OPEN}{TOOL_CALL_CLOSE} tags, one block per call:"
-    )
-    lines.append(format_tool_call("<function-name>", {"<argument>": "<value>"}))
-    if choice.mode == "required":
-        lines.append("You must call at least one function.")
-    elif choice.mode == "named":
-        lines.append(f"You must call the function {choice.name}.")
+    lines.append(fmt.how_to_call)
+    lines.append(fmt.render_calls([("<function-name>", {"<argument>": "<value>"})]))
     return "\n".join(lines)
+
+
+def _must_call(choice: ToolChoice) -> str:
+    if choice.mode == "required":
+        return "You must call at least one function."
+    if choice.mode == "named":
+        return f"You must call the function {choice.name}."
+    return ""
 
 
 def _with_system_text(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
     """Add ``text`` to the system message, or start with one."""
+    if not text:
+        return messages
     if messages and messages[0].get("role") == "system" and isinstance(messages[0]["content"], str):
         first = {**messages[0], "content": f"{messages[0]['content']}\n\n{text}".strip()}
         return [first, *messages[1:]]
@@ -132,25 +155,36 @@ def render_tool_prompt(
     choice: ToolChoice,
     chat_template_kwargs: dict[str, Any] | None,
     add_generation_prompt: bool = True,
+    fmt: ToolCallFormat | None = None,
 ) -> str:
-    """The prompt for a chat with tools (or with tool calls in its history)."""
+    """The prompt for a chat with tools (or with tool calls in its history); ``fmt``: the
+    call format of the request (``request_format``'s choice by default)."""
     template = chat_template_text(tokenizer, chat_template_kwargs)
+    fmt = fmt if fmt is not None else request_format(template)
     kwargs = dict(chat_template_kwargs or {})
     kwargs.pop("tools", None)
     kwargs["add_generation_prompt"] = add_generation_prompt
     offered = tools if choice.mode != "none" else []
     if template_supports_tools(template):
+        native = detect_format(template)
         history = history_for_template(messages)
-        if offered and TOOL_CALL_OPEN not in template:
-            # The template renders the tools but not our call format: say how to call.
-            history = _with_system_text(history, _instructions(offered, choice, False))
-        elif offered and choice.mode in ("required", "named"):
-            history = _with_system_text(history, _instructions(offered, choice, False))
+        if native is not None:
+            history = native.history_for_template(history)
+        if offered:
+            # The template describes its own syntax; a format it does not write is taught.
+            taught = native is None or native.name != fmt.name
+            text = _instructions(offered, choice, fmt, False) if taught else ""
+            history = _with_system_text(
+                history, "\n".join(filter(None, [text, _must_call(choice)]))
+            )
         specs = [t.openai_spec() for t in offered] or None
         return apply_template(tokenizer, history, tools=specs, **kwargs)
-    history = history_as_text(messages)
+    history = history_as_text(messages, fmt)
     if offered:
-        history = _with_system_text(history, _instructions(offered, choice, True))
+        text = "\n".join(
+            filter(None, [_instructions(offered, choice, fmt, True), _must_call(choice)])
+        )
+        history = _with_system_text(history, text)
     return apply_template(tokenizer, history, **kwargs)
 
 
@@ -160,5 +194,6 @@ __all__ = [
     "history_for_template",
     "needs_tool_prompt",
     "render_tool_prompt",
+    "request_format",
     "template_supports_tools",
 ]
