@@ -8,6 +8,10 @@ own, so tests pass these per request (``chat_template_kwargs={"chat_template": .
 
 from __future__ import annotations
 
+from typing import Any
+
+from furiosa_integrations.core.text.tool_formats import format_named
+
 HERMES = """
 {%- if tools %}<|im_start|>system
 {% if messages[0].role == 'system' %}{{ messages[0].content }}
@@ -17,8 +21,7 @@ HERMES = """
 You may call one or more functions to assist with the user query.
 
 You are provided with function signatures within <tools></tools> XML tags:
-<tools>{% for tool in tools %}
-{{ tool | tojson }}{% endfor %}
+<tools>{% for tool in tools %}{{ '\\n' + tool | tojson }}{% endfor %}
 </tools>
 
 For each function call, return a json object with function name and arguments within \
@@ -39,7 +42,7 @@ For each function call, return a json object with function name and arguments wi
 </tool_call>{% endfor %}<|im_end|>
 {% elif m.role == 'tool' %}
 {%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}
-<tool_response>
+{{- '\\n' }}<tool_response>
 {{ m.content }}
 </tool_response>
 {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>
@@ -119,69 +122,95 @@ QWEN3_XML = """
 {% set loop_messages = messages[1:] %}\
 {%- else %}{% set system_message = 'You are a helpful assistant.' %}\
 {% set loop_messages = messages %}{% endif %}
-<|im_start|>system
-{{ system_message }}
+{{- '<|im_start|>system\\n' + system_message }}
 {%- if tools %}
-
-# Tools
-
-You have access to the following functions:
-
-<tools>
+{{- '\\n\\n# Tools\\n\\nYou have access to the following functions:\\n\\n<tools>' }}
 {%- for tool in tools %}{% set f = tool.function %}
-<function>
-<name>{{ f.name }}</name>
-<description>{{ f.description | trim }}</description>
-<parameters>
+{{- '\\n<function>\\n<name>' + f.name + '</name>\\n<description>' + f.description | trim }}
+{{- '</description>\\n<parameters>' }}
 {%- for pname, pfields in f.parameters.properties | items %}
-<parameter>
-<name>{{ pname }}</name>
-<type>{{ pfields.type }}</type>
-</parameter>
+{{- '\\n<parameter>\\n<name>' + pname + '</name>\\n<type>' + pfields.type | string }}
+{{- '</type>\\n</parameter>' }}
 {%- endfor %}
-</parameters>
-</function>
+{{- '\\n</parameters>\\n</function>' }}
 {%- endfor %}
-</tools>
-
-If you choose to call a function ONLY reply in the following format with NO suffix:
-
-<tool_call>
-<function=example_function_name>
-<parameter=example_parameter_1>
-value_1
-</parameter>
-</function>
-</tool_call>
-{%- endif %}<|im_end|>
+{{- '\\n</tools>\\n\\nIf you choose to call a function ONLY reply in the following format ' }}
+{{- 'with NO suffix:\\n\\n<tool_call>\\n<function=example_function_name>\\n' }}
+{{- '<parameter=example_parameter_1>\\nvalue_1\\n</parameter>\\n</function>\\n</tool_call>' }}
+{%- endif %}
+{{- '<|im_end|>\\n' }}
 {%- for m in loop_messages %}
 {%- if m.role == 'assistant' and m.tool_calls %}
-<|im_start|>assistant
-{%- if m.content %}
-{{ m.content | trim }}{% endif %}
+{{- '<|im_start|>assistant' }}
+{%- if m.content %}{{ '\\n' + m.content | trim }}{% endif %}
 {%- for c in m.tool_calls %}
-<tool_call>
-<function={{ c.function.name }}>
-{% for k, v in c.function.arguments | items %}<parameter={{ k }}>
-{{ v | tojson if v is mapping or (v is sequence and v is not string) else v }}
-</parameter>
-{% endfor %}</function>
-</tool_call>
-{%- endfor %}<|im_end|>
+{{- '\\n<tool_call>\\n<function=' + c.function.name + '>\\n' }}
+{%- for k, v in c.function.arguments | items %}
+{{- '<parameter=' + k + '>\\n' }}
+{{- v | tojson if v is mapping or (v is sequence and v is not string) else v | string }}
+{{- '\\n</parameter>\\n' }}
+{%- endfor %}
+{{- '</function>\\n</tool_call>' }}
+{%- endfor %}
+{{- '<|im_end|>\\n' }}
 {%- elif m.role == 'tool' %}
-{%- if loop.first or loop_messages[loop.index0 - 1].role != 'tool' %}
-<|im_start|>user{% endif %}
-<tool_response>
-{{ m.content }}
-</tool_response>
-{%- if loop.last or loop_messages[loop.index0 + 1].role != 'tool' %}<|im_end|>{% endif %}
+{%- if loop.first or loop_messages[loop.index0 - 1].role != 'tool' %}\
+{{ '<|im_start|>user' }}{% endif %}
+{{- '\\n<tool_response>\\n' + m.content + '\\n</tool_response>' }}
+{%- if loop.last or loop_messages[loop.index0 + 1].role != 'tool' %}\
+{{ '<|im_end|>\\n' }}{% endif %}
 {%- else %}
-<|im_start|>{{ m.role }}
-{{ m.content }}<|im_end|>
+{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}
 {%- endif %}
 {%- endfor %}
-{%- if add_generation_prompt %}
-<|im_start|>assistant
-{% endif %}"""
+{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"""
 
 TEMPLATES = {"hermes": HERMES, "llama3_json": LLAMA3, "mistral": MISTRAL, "qwen3_xml": QWEN3_XML}
+
+
+def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+WEATHER = _tool(
+    "get_weather",
+    "Get the current weather in a city",
+    {
+        "city": {"type": "string", "maxLength": 20},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
+    ["city"],
+)
+ADD = _tool(
+    "add",
+    "Add two integers",
+    {
+        "a": {"type": "integer", "minimum": -1000, "maximum": 1000},
+        "b": {"type": "integer", "minimum": -1000, "maximum": 1000},
+    },
+    ["a", "b"],
+)
+SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER, ADD)}
+
+
+def repeat_prompts(format_name: str) -> list[list[dict[str, Any]]]:
+    """Conversations that lead the 135M model to write a call itself (``auto``): it is
+    asked to repeat one, written in the family's syntax (alone, after one example, after
+    two). The model was not trained to decide when to call a tool; these give it the
+    words, and the test checks what the engine makes of them."""
+    fmt = format_named(format_name, TEMPLATES[format_name])
+    paris = fmt.render_calls([("get_weather", {"city": "Paris"})])
+    rome = fmt.render_calls([("get_weather", {"city": "Rome"})])
+
+    def ask(call: str) -> dict[str, Any]:
+        return {"role": "user", "content": "Repeat after me: " + call}
+
+    answer = {"role": "assistant", "content": paris}
+    return [[ask(rome)], [ask(paris), answer, ask(rome)], [ask(paris), answer] * 2 + [ask(rome)]]

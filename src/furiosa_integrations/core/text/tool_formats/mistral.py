@@ -69,8 +69,10 @@ class Mistral(ToolCallFormat):
             return json_value_end(body)
         args = body.find(ARGS)
         if args == -1:
-            # A bare name so far (v11) may still get its [ARGS]; anything else is no call.
-            return None if _NAME.fullmatch(body) else 0
+            # A bare name so far (v11, maybe with the start of its [ARGS]) may still become
+            # a call; anything else is none.
+            partial = next((k for k in range(len(ARGS) - 1, 0, -1) if body.endswith(ARGS[:k])), 0)
+            return None if _NAME.fullmatch(body[: len(body) - partial]) else 0
         if not _NAME.fullmatch(body[:args]):
             return 0
         return json_value_end(body, args + len(ARGS))
@@ -104,8 +106,12 @@ class Mistral(ToolCallFormat):
     def call_tag(self, tool: Tool) -> dict[str, Any]:
         schema = {"type": "json_schema", "json_schema": tool.parameters}
         if self.per_call:
-            return {"type": "tag", "begin": f"{TOOL_CALLS}{tool.name}{ARGS}", "content": schema,
-                    "end": ""}  # fmt: skip
+            return {
+                "type": "tag",
+                "begin": f"{TOOL_CALLS}{tool.name}{ARGS}",
+                "content": schema,
+                "end": "",
+            }
         return {
             "type": "tag",
             "begin": f'{{"name": {json.dumps(tool.name)}, "arguments": ',
@@ -126,8 +132,12 @@ class Mistral(ToolCallFormat):
         }
         if choice.mode == "auto":  # one list of calls, once [TOOL_CALLS] appears
             block = {"type": "tag", "begin": self._opening(), "content": calls, "end": "]"}
-            return {"type": "triggered_tags", "triggers": [TOOL_CALLS], "tags": [block],
-                    "stop_after_first": True}  # fmt: skip
+            return {
+                "type": "triggered_tags",
+                "triggers": [TOOL_CALLS],
+                "tags": [block],
+                "stop_after_first": True,
+            }
         return {
             "type": "sequence",
             "elements": [

@@ -121,8 +121,9 @@ class Qwen3Xml(ToolCallFormat):
                 "\n</parameter>\n"
                 for key, value in arguments.items()
             )
-            blocks.append(f"{TOOL_CALL_OPEN}\n<function={name}>\n{parameters}</function>\n"
-                          f"{TOOL_CALL_CLOSE}")  # fmt: skip
+            blocks.append(
+                f"{TOOL_CALL_OPEN}\n<function={name}>\n{parameters}</function>\n{TOOL_CALL_CLOSE}"
+            )
         return "\n".join(blocks)
 
 
