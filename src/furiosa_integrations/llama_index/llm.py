@@ -76,8 +76,10 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     construction (LlamaIndex reads ``metadata`` early).
 
     Every sampling field may be overridden per call (``llm.chat(messages, temperature=0)``);
-    ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``chat_template_kwargs`` and
-    ``request_id`` may also be given per call.
+    ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``chat_template_kwargs``,
+    ``tool_call_format``, ``reasoning`` and ``request_id`` may also be given per call. A
+    thinking model's reasoning comes back as a ``ThinkingBlock`` (``thinking_delta`` while
+    streaming).
     """
 
     max_tokens: int | None = DEFAULT_NUM_OUTPUTS

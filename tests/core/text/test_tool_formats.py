@@ -17,10 +17,15 @@ import jsonschema
 import pytest
 
 from furiosa_integrations.core.text.tool_call_parser import ToolCallParser
-from furiosa_integrations.core.text.tool_calling import markers_are_special, plan_tool_request
+from furiosa_integrations.core.text.tool_calling import (
+    markers_are_special,
+    plan_tool_request,
+    tool_call_constraint,
+)
 from furiosa_integrations.core.text.tool_formats import FORMATS, detect_format, format_named
 from furiosa_integrations.core.text.tool_formats.mistral import Mistral, mistral_call_id
 from furiosa_integrations.core.text.tool_formats.qwen3_xml import typed_value
+from furiosa_integrations.core.text.tools import normalize_tool_choice, normalize_tools
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError, SamplingParams, ToolCall
 from tests.core.text.format_templates import (
     ADD,
@@ -211,6 +216,25 @@ def test_constraint_admits_calls_in_the_family_syntax(chat_engine: AsyncEngine, 
     assert not accepts("add", call)
     assert not accepts("auto", "Let me check. " + unknown)
     assert not accepts("required", bad)
+
+
+def test_mistral_per_call_constraint(chat_engine: AsyncEngine) -> None:
+    factory = chat_engine.native.constraint_factory  # type: ignore[attr-defined]
+    tools = normalize_tools([WEATHER, ADD])
+    add = '[TOOL_CALLS]add[ARGS]{"a": 1, "b": 2}'
+    weather = '[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}'
+    for mode, text, ok in [
+        ("required", add + weather, True),
+        ("auto", "Sure. " + add, True),
+        ("auto", "[TOOL_CALLS]rm[ARGS]{}", False),
+        ("required", "Sure. " + add, False),
+    ]:
+        choice = normalize_tool_choice(mode, tools)
+        params = SamplingParams(
+            structured_outputs=tool_call_constraint(Mistral(per_call=True), tools, choice)
+        )
+        matcher = factory(params).matcher
+        assert (matcher.accept_string(text) and matcher.is_completed()) == ok, (mode, text)
 
 
 # ---- generation: forced and auto ----

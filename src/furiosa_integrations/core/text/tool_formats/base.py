@@ -80,8 +80,9 @@ class ToolCallFormat(ABC):
     triggers: ClassVar[tuple[Trigger, ...]]
     """What opens a block of calls in the output."""
 
-    separator: ClassVar[str] = "\n"
-    """Between two calls of one turn, as the constraint writes them."""
+    separator: str = "\n"
+    """Between two calls of one turn, as the constraint writes them (a variant may set
+    its own)."""
 
     between_calls: ClassVar[str] = " \n"
     """Characters dropped after a call (the separator, blank lines)."""

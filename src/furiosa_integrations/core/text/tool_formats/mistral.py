@@ -50,6 +50,8 @@ class Mistral(ToolCallFormat):
     def __init__(self, per_call: bool = False, space: bool = True) -> None:
         self.per_call = per_call  # v11: [TOOL_CALLS]name[ARGS]{...} for each call
         self.space = space  # v0.3 templates write "[TOOL_CALLS] [" with a space
+        if per_call:
+            self.separator = ""  # each call opens with its own [TOOL_CALLS]
 
     @classmethod
     def matches(cls, template: str) -> bool:
