@@ -25,6 +25,7 @@ from furiosa_integrations.engine import (
 )
 from tests.core.text.format_templates import SCHEMAS, WEATHER
 from tests.core.text.test_reasoning import MAY_THINK, OPENS_THINK
+from tests.engine_checks import wait_idle
 
 PERSON = {
     "type": "object",
@@ -138,6 +139,7 @@ async def test_the_budget_closes_the_reasoning_in_time(chat_engine: AsyncEngine)
         completion = result.outputs[0]
         jsonschema.validate(json.loads(completion.text), PERSON)
         assert completion.reasoning_text.strip()
+    await wait_idle(chat_engine)
     # Less than the closing tag and the shortest answer take: refused before queuing.
     with pytest.raises(InvalidRequestError, match="max_tokens=4"):
         chat_engine.stream(messages=ASK, params=_schema_params(4), chat_template_kwargs=kwargs)
