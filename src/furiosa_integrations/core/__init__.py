@@ -2,7 +2,15 @@
 
 from .async_engine import AsyncEngine
 from .outputs import Completion, GenerationChunk, GenerationResult, TokenLogprob, ToolCall, Usage
-from .protocol import NativeEngine, NativeEngineBase, NativeLogprob, NativeStats, NativeStep, Task
+from .protocol import (
+    NativeEngine,
+    NativeEngineBase,
+    NativeLogprob,
+    NativeStats,
+    NativeStep,
+    ScorePair,
+    Task,
+)
 from .sampling_params import PoolingParams, RequestOutputKind, SamplingParams
 from .structured_outputs import StructuredOutputsParams
 from .tokenizer import Tokenizer
@@ -20,6 +28,7 @@ __all__ = [
     "PoolingParams",
     "RequestOutputKind",
     "SamplingParams",
+    "ScorePair",
     "StructuredOutputsParams",
     "Task",
     "TokenLogprob",

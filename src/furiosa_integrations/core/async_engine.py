@@ -14,8 +14,8 @@ still running natively and frees the id before the call that ended it returns
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar
 
 from .admission import Admission, WhenFull
 from .input_processor import EngineRequest, InputProcessor, Prompt
@@ -29,6 +29,8 @@ from .sampling_params import PoolingParams, SamplingParams
 from .sync_bridge import iterate_sync, run_sync
 from .text.reasoning_switch import Reasoning
 from .tokenizer import Tokenizer
+
+T = TypeVar("T")
 
 
 class AsyncEngine:
@@ -124,6 +126,16 @@ class AsyncEngine:
             tool_call_format=tool_call_format,
             reasoning=reasoning,
         )
+
+    def prompt_token_ids(self, prompt: Prompt | None = None, **inputs: Any) -> list[int]:
+        """The prompt token ids that ``stream`` sends to the model for the same ``prompt`` or
+        ``messages``, ``tools``, ``tool_choice`` and ``chat_template_kwargs`` (nothing is
+        queued): the template, tool prompt and special tokens included."""
+        return self.input_processor.prompt_token_ids(prompt, **inputs)
+
+    def count_prompt_tokens(self, prompt: Prompt | None = None, **inputs: Any) -> int:
+        """How many tokens that prompt is: a request's ``usage.prompt_tokens``."""
+        return len(self.prompt_token_ids(prompt, **inputs))
 
     # ---- generation ----
 
@@ -280,10 +292,32 @@ class AsyncEngine:
         self, prompts: list[list[int]], params: PoolingParams, request_id: str | None = None
     ) -> list[list[float]]:
         """``embed`` for inputs that ``prepare_embed`` has already checked and tokenized."""
+        return await self._one_call(
+            request_id, lambda native_id: self.native.encode(prompts, params, native_id)
+        )
+
+    async def score(
+        self,
+        query: str | Sequence[str],
+        documents: Sequence[str],
+        params: PoolingParams | None = None,
+        request_id: str | None = None,
+    ) -> list[float]:
+        """How relevant each document is to ``query`` (a cross-encoder's score), in order:
+        one query for every document, or one query per document. One batched native call;
+        concurrent calls share forward passes."""
+        params = params if params is not None else PoolingParams()
+        pairs = self.input_processor.process_scoring(query, documents, params)
+        return await self._one_call(
+            request_id, lambda native_id: self.native.score(pairs, params, native_id)
+        )
+
+    async def _one_call(self, request_id: str | None, call: Callable[[str], Awaitable[T]]) -> T:
+        """A pooling call under a request id and an admission place, both freed after."""
         claim = self.requests.hold(self.requests.check_new(request_id))
         try:
             await self.requests.admit(claim)
-            return await self.native.encode(prompts, params, claim.request_id)
+            return await call(claim.request_id)
         finally:
             self.requests.release(claim)
 
@@ -301,6 +335,9 @@ class AsyncEngine:
         self, texts: Sequence[str | Sequence[int]], params: PoolingParams | None = None
     ) -> list[list[float]]:
         return run_sync(self.embed(texts, params))
+
+    def score_sync(self, *args: Any, **kwargs: Any) -> list[float]:
+        return run_sync(self.score(*args, **kwargs))
 
 
 def _usage(request: EngineRequest, processors: list[CompletionProcessor]) -> Usage:

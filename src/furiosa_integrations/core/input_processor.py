@@ -14,9 +14,10 @@ from typing import Any
 
 from ..errors import ContextLengthExceededError, InvalidRequestError, UnsupportedTaskError
 from .output_processor import TextParser
-from .protocol import NativeEngine
+from .protocol import NativeEngine, ScorePair
 from .request_lifecycle import RequestTracker
 from .sampling_params import PoolingParams, SamplingParams, check_token_ids
+from .scoring import prepare_pairs
 from .text.chat import apply_template, image_parts, normalize_messages
 from .text.images import load_image
 from .text.reasoning import chat_template_text, reasoning_parser_factory
@@ -33,6 +34,14 @@ from .text.tools import normalize_tool_choice, normalize_tools
 from .tokenizer import Tokenizer
 
 Prompt = str | Sequence[int]
+
+# What a model of each task is, and what asking it for another task would be.
+_MODEL_KINDS = {
+    "generate": "a generation model",
+    "embed": "an embedding model",
+    "score": "a scoring (cross-encoder) model",
+}
+_TASK_NAMES = {"generate": "text generation", "embed": "embeddings", "score": "scoring"}
 
 
 @dataclass
@@ -117,16 +126,16 @@ class InputProcessor:
 
     def check_serving(self, task: str) -> None:
         """The right task, a live engine and (policy "error") room, before anything else."""
-        if self.native.task != task:
-            if task == "generate":
-                raise UnsupportedTaskError(
-                    f"{self.model_name} is an embedding model; it does not support text generation"
-                )
-            raise UnsupportedTaskError(
-                f"{self.model_name} is a generation model; it does not support embeddings"
-            )
+        self.check_task(task)
         self.native.check_alive()  # raises EngineDeadError with the cause
         self.requests.admission.check()
+
+    def check_task(self, task: str) -> None:
+        if self.native.task != task:
+            kind = _MODEL_KINDS.get(self.native.task, f"a {self.native.task!r} model")
+            raise UnsupportedTaskError(
+                f"{self.model_name} is {kind}; it does not support {_TASK_NAMES[task]}"
+            )
 
     def _check_context(self, prompt_tokens: int, max_tokens: int | None) -> None:
         limit = self.native.max_model_len
@@ -166,6 +175,46 @@ class InputProcessor:
                 f"parallel_tool_calls must be a bool, got {parallel_tool_calls!r}"
             )
         loaded_images = self._load_images(messages, images)
+        text, token_ids, params, parser_factory = self._prompt(
+            prompt, messages, params, tools, tool_choice, chat_template_kwargs, parallel_tool_calls
+        )
+        self._check_context(len(token_ids), params.max_tokens)
+        if params.structured_outputs is not None:
+            self.native.check_structured_outputs(params)
+        request_id = self.requests.check_new(request_id)
+        return EngineRequest(request_id, text, token_ids, params, parser_factory, loaded_images)
+
+    def prompt_token_ids(
+        self,
+        prompt: Prompt | None = None,
+        *,
+        messages: Sequence[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """The prompt token ids a generation request with these inputs sends to the model
+        (rendered and tokenized as ``process_generation`` does; nothing is queued)."""
+        self.check_task("generate")
+        if (prompt is None) == (messages is None):
+            raise InvalidRequestError("Give exactly one of prompt or messages")
+        _, token_ids, _, _ = self._prompt(
+            prompt, messages, SamplingParams(), tools, tool_choice, chat_template_kwargs, True
+        )
+        return token_ids
+
+    def _prompt(
+        self,
+        prompt: Prompt | None,
+        messages: Sequence[dict[str, Any]] | None,
+        params: SamplingParams,
+        tools: list[dict[str, Any]] | None,
+        tool_choice: Any,
+        chat_template_kwargs: dict[str, Any] | None,
+        parallel_tool_calls: bool,
+    ) -> tuple[str | None, list[int], SamplingParams, Callable[[], TextParser] | None]:
+        """The prompt's text and token ids, the params (with any tool constraint) and the
+        output parsers: of ``messages`` rendered with the template, or of a plain prompt."""
         parser_factory: Callable[[], TextParser] | None = None
         text: str | None
         if messages is not None:
@@ -194,11 +243,7 @@ class InputProcessor:
             )
         if not token_ids:
             raise InvalidRequestError("The prompt is empty after tokenization")
-        self._check_context(len(token_ids), params.max_tokens)
-        if params.structured_outputs is not None:
-            self.native.check_structured_outputs(params)
-        request_id = self.requests.check_new(request_id)
-        return EngineRequest(request_id, text, token_ids, params, parser_factory, loaded_images)
+        return text, token_ids, params, parser_factory
 
     def _render(
         self,
@@ -248,6 +293,13 @@ class InputProcessor:
         return [load_image(part) for part in parts] + list(images or [])
 
     # ---- pooling ----
+
+    def process_scoring(
+        self, query: object, documents: object, params: PoolingParams
+    ) -> list[ScorePair]:
+        """Scoring inputs checked and encoded as the model's query-document pairs."""
+        self.check_serving("score")
+        return prepare_pairs(self.tokenizer, self.native.max_model_len, query, documents, params)
 
     def process_pooling(
         self, texts: Sequence[str | Sequence[int]], params: PoolingParams

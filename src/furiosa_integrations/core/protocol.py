@@ -12,11 +12,12 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..errors import EngineDeadError
+from ..errors import EngineDeadError, UnsupportedTaskError
 from .sampling_params import PoolingParams, SamplingParams
 from .tokenizer import Tokenizer
 
-Task = Literal["generate", "embed"]
+# "score": a cross-encoder (a sequence-classification head) scoring query-document pairs.
+Task = Literal["generate", "embed", "score"]
 
 
 @dataclass
@@ -41,6 +42,22 @@ class NativeStep:
     logprobs: list[NativeLogprob] | None = None
     num_prompt_tokens: int = 0
     num_cached_tokens: int = 0
+
+
+@dataclass
+class ScorePair:
+    """One query-document pair to score, as text and as the model's pair encoding.
+
+    Token-level backends run ``token_ids`` (``[CLS] query [SEP] document [SEP]``, already
+    truncated to the model's limit) with ``token_type_ids`` (the segment of each token);
+    a backend that scores text itself (a server's ``/score``, furiosa-llm's own score
+    prompt) reads ``query`` and ``document``.
+    """
+
+    query: str
+    document: str
+    token_ids: list[int]
+    token_type_ids: list[int] | None = None
 
 
 @dataclass
@@ -83,6 +100,13 @@ class NativeEngine(Protocol):
         self, prompts: list[list[int]], params: PoolingParams, request_id: str
     ) -> list[list[float]]:
         """One pooled vector per prompt (already truncated to the model's limit)."""
+        ...
+
+    async def score(
+        self, pairs: list[ScorePair], params: PoolingParams, request_id: str
+    ) -> list[float]:
+        """One relevance score per pair, in order (engines of task ``"score"``); others
+        raise ``UnsupportedTaskError``."""
         ...
 
     def abort_request(self, request_id: str) -> None:
@@ -129,6 +153,12 @@ class NativeEngineBase:
     def check_structured_outputs(self, params: SamplingParams) -> None:
         """Constraints are checked when the request runs (the base's assumption)."""
 
+    async def score(
+        self, pairs: list[ScorePair], params: PoolingParams, request_id: str
+    ) -> list[float]:
+        """Scoring is a task of its own: an engine that does not serve it refuses."""
+        raise UnsupportedTaskError("This engine does not score query-document pairs")
+
 
 __all__ = [
     "NativeEngine",
@@ -136,5 +166,6 @@ __all__ = [
     "NativeLogprob",
     "NativeStats",
     "NativeStep",
+    "ScorePair",
     "Task",
 ]

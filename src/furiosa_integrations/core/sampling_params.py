@@ -187,5 +187,5 @@ class PoolingParams:
             raise _bad(
                 "truncate_prompt_tokens", self.truncate_prompt_tokens, "an integer >= 1, -1 or None"
             )
-        if self.task not in (None, "embed", "encode"):
-            raise _bad("task", self.task, "'embed', 'encode' or None")
+        if self.task not in (None, "embed", "encode", "score"):
+            raise _bad("task", self.task, "'embed', 'encode', 'score' or None")

@@ -24,11 +24,13 @@ class Tokenizer(Protocol):
     def __call__(
         self,
         text: str | list[str],
+        text_pair: str | list[str] | None = None,
         add_special_tokens: bool = True,
         truncation: bool = False,
         max_length: int | None = None,
     ) -> Mapping[str, Any]:
-        """``{"input_ids": ...}`` for one text or a batch (pooling inputs)."""
+        """``{"input_ids": ...}`` for one text or a batch (pooling inputs); with
+        ``text_pair``, the pairs a cross-encoder reads, and their ``token_type_ids``."""
         ...
 
     def apply_chat_template(

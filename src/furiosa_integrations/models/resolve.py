@@ -16,7 +16,7 @@ from typing import Literal
 from ..errors import ModelNotFoundError
 from .gguf_cache import converted_dir
 
-Task = Literal["generate", "embed"]
+Task = Literal["generate", "embed", "score"]
 
 DEFAULT_CHAT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -67,7 +67,13 @@ def resolve_model(
     task: Task,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> ResolvedModel:
-    """Resolve ``model`` for ``task`` ("generate" or "embed") to a local directory."""
+    """Resolve ``model`` for ``task`` ("generate", "embed" or "score") to a local directory."""
+    if task == "score" and (model is None or str(model) == "default"):
+        raise ModelNotFoundError(
+            "No reranker ships with furiosa-integrations: pass model= a local cross-encoder "
+            "directory (a transformers *ForSequenceClassification checkpoint with one label, "
+            "as sentence-transformers' CrossEncoder saves it)."
+        )
     if model is None or is_default_model(model):
         if task == "generate" and str(model) != DEFAULT_EMBEDDING_MODEL:
             return ResolvedModel(

@@ -135,12 +135,24 @@ class FastTokenizer:
     def __call__(
         self,
         text: str | list[str],
+        text_pair: str | list[str] | None = None,
         add_special_tokens: bool = True,
         truncation: bool = False,
         max_length: int | None = None,
     ) -> dict[str, Any]:
-        """``{"input_ids": ...}`` for one text or a batch; truncation keeps special tokens."""
+        """``{"input_ids": ...}`` for one text or a batch; truncation keeps special tokens.
+
+        With ``text_pair`` (one per text): the pairs joined as the tokenizer's post-processor
+        joins them (``[CLS] a [SEP] b [SEP]``) with their ``token_type_ids``; truncation cuts
+        the longer text first, as transformers' ``truncation=True`` does."""
+        single = isinstance(text, str)
         texts = [text] if isinstance(text, str) else list(text)
+        inputs: list[Any] = texts
+        if text_pair is not None:
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if len(pairs) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs")
+            inputs = list(zip(texts, pairs, strict=True))
         if truncation and max_length is not None:
             # tokenizers' own truncation (what transformers uses), on a second instance:
             # switching it on is a setting, which must not leak into concurrent calls.
@@ -149,12 +161,16 @@ class FastTokenizer:
                     self._truncating = Tokenizer.from_str(self._tokenizer.to_str())
                 self._truncating.enable_truncation(max_length)
                 encodings = self._truncating.encode_batch(
-                    texts, add_special_tokens=add_special_tokens
+                    inputs, add_special_tokens=add_special_tokens
                 )
         else:
-            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+            encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
         ids = [list(e.ids) for e in encodings]
-        return {"input_ids": ids[0] if isinstance(text, str) else ids}
+        out: dict[str, Any] = {"input_ids": ids[0] if single else ids}
+        if text_pair is not None:
+            types = [list(e.type_ids) for e in encodings]
+            out["token_type_ids"] = types[0] if single else types
+        return out
 
     def decode(self, token_ids: list[int], skip_special_tokens: bool = False) -> str:
         text = str(self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens))

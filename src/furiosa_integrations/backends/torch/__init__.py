@@ -20,8 +20,10 @@ def create_torch_engine(
     """
     # The engine modules import torch; they load when an engine is built, not on import.
     engine_cls: type[Any]
-    if task == "embed":
+    if task in ("embed", "score"):  # encoders: pooled vectors, or a cross-encoder's scores
         from .pooling_engine import TorchPoolingEngine as engine_cls
+
+        options = {**options, "task": task}
     else:
         from .generation_engine import TorchGenerationEngine as engine_cls
     known = [name for name in inspect.signature(engine_cls).parameters if name != "model_path"]

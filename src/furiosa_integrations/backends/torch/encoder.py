@@ -33,15 +33,18 @@ class Encoder(Protocol):
     max_positions: int  # the longest input its position embeddings cover
     native: bool  # our own forward, or transformers' AutoModel
 
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token ids and attention mask ``[B, L]`` -> fp32 hidden states ``[B, L, H]``."""
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Token ids, attention mask (and segments of a pair) ``[B, L]`` -> fp32 hidden
+        states ``[B, L, H]``."""
         ...
 
 
 def load_encoder(
     path: Path, config: dict[str, Any], device: torch.device, matmul_dtype: torch.dtype
 ) -> Encoder:
-    _check_modules(path)
+    check_modules(path)
     model_type = config.get("model_type")
     if model_type in NATIVE_MODEL_TYPES:
         return BertEncoder(path, config, device, matmul_dtype)
@@ -54,7 +57,7 @@ def load_encoder(
     return TransformersEncoder(path, device, matmul_dtype)
 
 
-def _check_modules(path: Path) -> None:
+def check_modules(path: Path) -> None:
     """Refuse a sentence-transformers pipeline with modules the engine would skip (a Dense
     projection after pooling, say): its vectors would silently differ."""
     modules_file = path / "modules.json"
@@ -102,9 +105,12 @@ class BertEncoder:
             self.max_positions -= self.pad_token_id + 1  # the positions it skips
         self.word = w["embeddings.word_embeddings.weight"]
         self.position = w["embeddings.position_embeddings.weight"]
-        token_type = w.get("embeddings.token_type_embeddings.weight")
-        self.token_type = token_type[0] if token_type is not None else None
+        # Segment embeddings: row 0 for single texts, one row per segment of a pair.
+        self.token_types = w.get("embeddings.token_type_embeddings.weight")
+        self.token_type = self.token_types[0] if self.token_types is not None else None
         self.embed_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        # A sequence-classification checkpoint's head (cross-encoders); score_head reads it.
+        self.head_weights = {k: v for k, v in w.items() if k.startswith(("pooler.", "classifier."))}
 
         def mm(name: str) -> torch.Tensor:  # matmul operands live in the matmul dtype
             return w[name].to(matmul_dtype)
@@ -137,14 +143,21 @@ class BertEncoder:
         return F.layer_norm(x, x.shape[-1:], weight_bias[0], weight_bias[1], self.eps)
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         batch, width = ids.shape
         if self.roberta_positions:
             positions = torch.cumsum(mask, dim=1) * mask + self.pad_token_id
         else:
             positions = torch.arange(width, device=ids.device).expand(batch, width)
         hidden = F.embedding(ids, self.word) + F.embedding(positions, self.position)
-        if self.token_type is not None:
+        if self.token_types is not None and token_type_ids is not None:
+            if self.token_types.shape[0] > 1:
+                hidden = hidden + F.embedding(token_type_ids, self.token_types)
+            else:  # RoBERTa's single segment: pairs share it
+                hidden = hidden + self.token_type
+        elif self.token_type is not None:
             hidden = hidden + self.token_type
         hidden = self._norm(hidden, self.embed_norm)
         keep = mask.bool()[:, None, None, :]  # [B, 1, 1, L]: padding keys are never attended
@@ -175,6 +188,8 @@ class TransformersEncoder:
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 512))
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         hidden: torch.Tensor = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         return hidden.float()

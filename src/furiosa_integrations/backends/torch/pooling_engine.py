@@ -1,10 +1,11 @@
-"""The torch pooling engine: micro-batched, length-bucketed embeddings.
+"""The torch pooling engine: micro-batched, length-bucketed embeddings and pair scores.
 
 Concurrent ``encode`` calls queue up while a batch runs; the engine thread then takes
 all of them at once, sorts their inputs by length and runs them in padded batches, so
 200 concurrent single queries cost a handful of forward passes. A batch stops growing
 when padding would exceed a small share of it: on CPU a few hundred rows already keep
-the matmuls efficient, while padding is pure waste.
+the matmuls efficient, while padding is pure waste. A cross-encoder (task ``"score"``)
+runs the same way: each query-document pair is one row, its head gives one score.
 """
 
 from __future__ import annotations
@@ -15,36 +16,46 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
-from ...core import NativeEngineBase, NativeStats, NativeStep, PoolingParams, SamplingParams, Task
+from ...core import (
+    NativeEngineBase,
+    NativeStats,
+    NativeStep,
+    PoolingParams,
+    SamplingParams,
+    ScorePair,
+    Task,
+)
 from ...errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from .device import pick_encoder_dtype, prepare_device
-from .encoder import load_encoder
+from .encoder import Encoder, load_encoder
 from .engine_thread import EngineThread, loop_sink
 from .loader import pooling_mode, read_config, sentence_max_length
+from .score_head import Scorer, load_scorer
 
 
 @dataclass
 class _Job:
     request_id: str
     prompts: list[list[int]]
+    token_types: list[list[int] | None]  # a pair's segments (score), or None
     params: PoolingParams
     sink: Callable[[Any], bool]
     cancelled: bool = False
 
 
 class TorchPoolingEngine(EngineThread, NativeEngineBase):
-    """Native engine for encoder models (BERT-style) that pool hidden states into vectors."""
-
-    task: Task = "embed"
+    """Native engine for encoder models (BERT-style): ``task="embed"`` pools hidden states
+    into vectors, ``task="score"`` runs a cross-encoder's head over query-document pairs."""
 
     def __init__(
         self,
         model_path: str | Path,
+        task: Task = "embed",
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         max_model_len: int | None = None,
@@ -53,13 +64,22 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         max_padding: float = 0.1,
         num_threads: int | None = None,
     ) -> None:
-        super().__init__(name="furiosa-torch-embed")
+        super().__init__(name=f"furiosa-torch-{task}")
+        if task not in ("embed", "score"):
+            raise UnsupportedTaskError(f"The pooling engine serves embed and score, not {task!r}")
+        self.task: Task = task
         self.device = prepare_device(device, num_threads)
         self.dtype = pick_encoder_dtype(self.device, dtype)
         self.model_path = path = Path(model_path)
         config = read_config(path)
-        self.encoder = load_encoder(path, config, self.device, self.dtype)
-        limit = self.encoder.max_positions
+        self.encoder: Encoder | None = None
+        self.scorer: Scorer | None = None
+        if task == "score":
+            self.scorer = load_scorer(path, config, self.device, self.dtype)
+            limit = self.scorer.max_positions
+        else:
+            self.encoder = load_encoder(path, config, self.device, self.dtype)
+            limit = self.encoder.max_positions
         trained = sentence_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)
         self.pooling = pooling_mode(path)
@@ -92,6 +112,27 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
     async def encode(
         self, prompts: list[list[int]], params: PoolingParams, request_id: str
     ) -> list[list[float]]:
+        if self.task != "embed":
+            raise UnsupportedTaskError("This is a cross-encoder; it scores pairs, not texts")
+        return await self._submit(prompts, [None] * len(prompts), params, request_id)
+
+    async def score(
+        self, pairs: list[ScorePair], params: PoolingParams, request_id: str
+    ) -> list[float]:
+        if self.task != "score":
+            raise UnsupportedTaskError("This is an embedding model; it does not score pairs")
+        prompts = [pair.token_ids for pair in pairs]
+        types = [pair.token_type_ids for pair in pairs]
+        return [row[0] for row in await self._submit(prompts, types, params, request_id)]
+
+    async def _submit(
+        self,
+        prompts: list[list[int]],
+        token_types: list[list[int] | None],
+        params: PoolingParams,
+        request_id: str,
+    ) -> list[list[float]]:
+        """Queue one job for the engine thread and wait for its rows."""
         self.check_alive()
         future: asyncio.Future[list[list[float]]] = asyncio.get_running_loop().create_future()
 
@@ -103,7 +144,8 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
             else:
                 future.set_result(result)
 
-        job = _Job(request_id, prompts, params, loop_sink(asyncio.get_running_loop(), deliver))
+        sink = loop_sink(asyncio.get_running_loop(), deliver)
+        job = _Job(request_id, prompts, token_types, params, sink)
         with self._lock:
             if request_id in self._ids:
                 raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
@@ -146,7 +188,9 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
             end = self._batch_end(items, start)
             chunk = items[start:end]
             try:
-                pooled = self._forward([p for _, _, p in chunk])
+                pooled = self._forward(
+                    [p for _, _, p in chunk], [j.token_types[i] for j, i, _ in chunk]
+                )
                 for (job, index, _), vector in zip(chunk, pooled, strict=True):
                     vectors[id(job)][index] = vector
             except Exception as exc:
@@ -180,16 +224,24 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         return end
 
     @torch.inference_mode()
-    def _forward(self, prompts: list[list[int]]) -> torch.Tensor:
+    def _forward(
+        self, prompts: list[list[int]], token_types: list[list[int] | None]
+    ) -> torch.Tensor:
+        """One padded batch: pooled vectors ``[B, H]`` (embed) or scores ``[B, 1]`` (score)."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        types = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, prompt in enumerate(prompts):
             ids[row, : len(prompt)] = torch.tensor(prompt)
             mask[row, : len(prompt)] = 1
+            if token_types[row] is not None:
+                types[row, : len(prompt)] = torch.tensor(token_types[row])
         ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.encoder(ids, mask)
         self.num_batches += 1
+        if self.scorer is not None:
+            return self.scorer(ids, mask, types.to(self.device)).unsqueeze(-1)
+        hidden = cast(Encoder, self.encoder)(ids, mask)
         if self.pooling == "cls":
             return hidden[:, 0]
         if self.pooling == "last":
@@ -198,9 +250,12 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
-    @staticmethod
-    def _finalize(vectors: list[torch.Tensor | None], params: PoolingParams) -> list[list[float]]:
-        stacked = torch.stack([v for v in vectors if v is not None]).cpu()
+    def _finalize(
+        self, vectors: list[torch.Tensor | None], params: PoolingParams
+    ) -> list[list[float]]:
+        stacked = torch.stack([v for v in vectors if v is not None]).float().cpu()
+        if self.task == "score":
+            return stacked.tolist()  # type: ignore[no-any-return]
         if params.dimensions is not None:
             stacked = stacked[:, : params.dimensions]
         if params.normalize:
