@@ -14,7 +14,7 @@ prefer_passive_wait()  # before anything loads torch; see openmp_env
 
 __version__ = "0.1.0"
 
-_LANGCHAIN = ("FuriosaChat", "FuriosaLLM", "FuriosaEmbeddings")
+_LANGCHAIN = ("FuriosaChat", "FuriosaLLM", "FuriosaEmbeddings", "FuriosaRerank")
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +25,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'furiosa_integrations' has no attribute {name!r}")
 
 
-__all__ = ["FuriosaChat", "FuriosaEmbeddings", "FuriosaLLM", "__version__"]
+__all__ = ["FuriosaChat", "FuriosaEmbeddings", "FuriosaLLM", "FuriosaRerank", "__version__"]

@@ -5,8 +5,9 @@ LangChain's ``FuriosaChat`` / ``FuriosaLLM`` / ``FuriosaEmbeddings`` and LlamaIn
 name, one description and one mapping onto the engine in both frameworks:
 
     RefusesUnknownArguments   a misspelt argument is an UnknownOptionError, not ignored
-    EngineChoice     model, backend, device, dtype, engine  ->  composition.get_engine
-                     (+ base_url, api_key, headers, timeout, served_model_name: a server)
+    EngineChoice     model, backend, device, dtype, engine  ->  composition.lease_engine
+                     (+ base_url, api_key, headers, timeout, served_model_name: a server);
+                     close() / ``with`` lets go of the engine
     SamplingOptions  sampling fields (+ per-call overrides) ->  SamplingParams, and the
                      arguments of a completion request      ->  engine.stream(prompt, ...)
     ChatOptions      SamplingOptions + template and tool options -> engine.stream(messages=...)
@@ -15,11 +16,13 @@ name, one description and one mapping onto the engine in both frameworks:
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from typing_extensions import Self
 
-from .composition import default_model_name, get_engine
+from .composition import EngineLease, default_model_name, lease_engine
 from .core import AsyncEngine, SamplingParams, StructuredOutputsParams, Task
 from .errors import UnknownOptionError
 
@@ -91,12 +94,17 @@ def _secret_from_env(name: str) -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
+_TASK_KINDS = {"generate": "a generation", "embed": "an embedding", "score": "a scoring"}
+
+
 class EngineChoice(BaseModel):
     """Which engine an adapter talks to: the model, backend, device and dtype fields, or an
     explicit ``engine``. Subclasses set ``_task``.
 
-    Engines come from ``get_engine``, so every adapter asking for the same model, backend,
-    device and dtype shares one loaded engine.
+    Engines are shared: every adapter asking for the same model, backend, device and dtype
+    holds a lease on one loaded engine. ``close()`` (or leaving a ``with`` block, or the
+    adapter being garbage collected) lets go of this adapter's; the last one let go frees
+    the engine. An ``engine`` passed in belongs to the caller and is left running.
     """
 
     model_config = _CONFIG
@@ -152,6 +160,8 @@ class EngineChoice(BaseModel):
     (for example one shared with other code), and then the fields above are not used."""
 
     _task: ClassVar[Task] = "generate"
+    # This adapter's leases, by model (a per-call ``model=`` override takes one too).
+    _leases: dict[str | None, EngineLease] = PrivateAttr(default_factory=dict)
 
     def _get_engine(self, model: str | None = None) -> AsyncEngine:
         """The engine for this adapter (loaded on first use, then kept in ``engine``), or
@@ -160,31 +170,57 @@ class EngineChoice(BaseModel):
             return self._load(model)
         if self.engine is None:
             self.engine = self._load(self.model)
+            self._engine_loaded(self.engine)
         elif self.engine.task != self._task:
-            kind = "a generation" if self._task == "generate" else "an embedding"
             raise ValueError(
-                f"{self.engine.model_name} is not {kind} model (task={self.engine.task!r})"
+                f"{self.engine.model_name} is not {_TASK_KINDS[self._task]} model "
+                f"(task={self.engine.task!r})"
             )
         return self.engine
 
+    def _engine_loaded(self, engine: AsyncEngine) -> None:
+        """Called once the adapter's own engine is loaded (LangChain's profile is filled)."""
+
     def _load(self, model: str | None) -> AsyncEngine:
+        remote: dict[str, Any] = {}
         if self.base_url is not None or self.backend == "remote":
-            return get_engine(
-                model,
-                task=self._task,
-                backend=self.backend,
-                device=self.device,
-                dtype=self.dtype,
-                base_url=self.base_url,
-                api_key=self.api_key.get_secret_value() if self.api_key else None,
-                headers=self.headers,
-                timeout=self.timeout,
-                served_model_name=self.served_model_name,
-                max_retries=self.max_retries,
-            )
-        return get_engine(
-            model, task=self._task, backend=self.backend, device=self.device, dtype=self.dtype
+            remote = {
+                "base_url": self.base_url,
+                "api_key": self.api_key.get_secret_value() if self.api_key else None,
+                "headers": self.headers,
+                "timeout": self.timeout,
+                "served_model_name": self.served_model_name,
+                "max_retries": self.max_retries,
+            }
+        lease = self._leases.get(model)
+        if lease is not None and not lease.released and lease.engine.is_alive():
+            return lease.engine
+        if not self._leases:  # the first lease: let go of them all when collected
+            weakref.finalize(self, _release_all, self._leases)
+        lease = lease_engine(
+            model,
+            task=self._task,
+            backend=self.backend,
+            device=self.device,
+            dtype=self.dtype,
+            **remote,
         )
+        self._leases[model] = lease
+        return lease.engine
+
+    def close(self) -> None:
+        """Let go of this adapter's engine: the last adapter to do so frees it (its memory
+        and threads). A later call loads it again. An ``engine`` passed in is not touched."""
+        leased = {id(lease.engine) for lease in self._leases.values()}
+        _release_all(self._leases)
+        if self.engine is not None and id(self.engine) in leased:
+            self.engine = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _model_label(self, model: Any = None) -> str:
         """The model's name for traces, without loading anything."""
@@ -193,6 +229,12 @@ class EngineChoice(BaseModel):
         if self.engine is not None:
             return self.engine.model_name
         return self.model or self.served_model_name or default_model_name(self._task)
+
+
+def _release_all(leases: dict[str | None, EngineLease]) -> None:
+    for lease in list(leases.values()):
+        lease.release()
+    leases.clear()
 
 
 class SamplingOptions(BaseModel):

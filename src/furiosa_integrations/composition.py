@@ -9,7 +9,9 @@
         core.AsyncEngine         the shared engine around them
 
 Engines are shared: one per model, task, backend, device, dtype and options in a process,
-loaded on first use and shut down at exit (or by ``clear_engines``).
+loaded on first use and shut down at exit (or by ``clear_engines``). Adapters take a
+lease on theirs (``lease_engine``) and release it on ``close()``: the last lease let go
+shuts the engine down, unless ``get_engine`` handed it out too (that caller keeps it).
 """
 
 from __future__ import annotations
@@ -41,10 +43,14 @@ BACKENDS = ("auto", "torch", "furiosa", "remote")
 
 _lock = threading.Lock()
 _engines: dict[tuple[Any, ...], AsyncEngine] = {}
+_leases: dict[tuple[Any, ...], int] = {}  # adapters' leases per engine
+_pinned: set[tuple[Any, ...]] = set()  # handed out by get_engine: kept until clear_engines
 
 
 def default_model_name(task: Task) -> str:
     """The bundled default model's name for ``task`` (what traces show before loading)."""
+    if task == "score":
+        return "cross-encoder"  # no reranker is bundled: the caller names one
     return DEFAULT_CHAT_MODEL if task == "generate" else DEFAULT_EMBEDDING_MODEL
 
 
@@ -102,11 +108,82 @@ def get_engine(
     ``"bfloat16"``; ``None`` lets the backend pick) is the torch backend's compute
     precision. ``engine_options`` go to the native engine (torch: ``max_model_len``,
     ``max_num_seqs``, ...; furiosa: furiosa-llm ``LLM`` arguments such as ``devices``);
-    an option the backend does not know raises ``UnknownOptionError``.
+    an option the backend does not know raises ``UnknownOptionError``. An engine handed
+    out here stays loaded until ``clear_engines`` (adapters lease theirs instead).
 
     ``base_url`` (an OpenAI-compatible server: ``furiosa-llm serve``, vLLM, a router)
     serves the model remotely; see ``_remote_engine``.
     """
+    key, engine = _shared_engine(
+        model,
+        task=task,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        cache_dir=cache_dir,
+        base_url=base_url,
+        api_key=api_key,
+        headers=headers,
+        timeout=timeout,
+        served_model_name=served_model_name,
+        **engine_options,
+    )
+    with _lock:
+        _pinned.add(key)
+    return engine
+
+
+class EngineLease:
+    """An adapter's hold on a shared engine; ``release`` lets go of it (once)."""
+
+    def __init__(self, key: tuple[Any, ...], engine: AsyncEngine) -> None:
+        self.key = key
+        self.engine = engine
+        self.released = False
+
+    def release(self) -> None:
+        """Let go; the last lease of an engine that ``get_engine`` never handed out shuts
+        it down and forgets it, so the next user loads it anew."""
+        with _lock:
+            if self.released:
+                return
+            self.released = True
+            left = _leases.get(self.key, 1) - 1
+            if left > 0:
+                _leases[self.key] = left
+                return
+            _leases.pop(self.key, None)
+            if self.key in _pinned or _engines.get(self.key) is not self.engine:
+                return
+            del _engines[self.key]
+        self.engine.shutdown()
+
+
+def lease_engine(model: str | os.PathLike[str] | None = None, **choice: Any) -> EngineLease:
+    """``get_engine``'s shared engine (the same arguments), held until the lease is
+    released: what adapters use, so the last one to let go frees the engine."""
+    key, engine = _shared_engine(model, **choice)
+    with _lock:
+        _leases[key] = _leases.get(key, 0) + 1
+    return EngineLease(key, engine)
+
+
+def _shared_engine(
+    model: str | os.PathLike[str] | None,
+    *,
+    task: Task = "generate",
+    backend: str = "auto",
+    device: str | None = None,
+    dtype: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    served_model_name: str | None = None,
+    **engine_options: Any,
+) -> tuple[tuple[Any, ...], AsyncEngine]:
+    """The shared engine for these arguments and its key, loaded on first use."""
     if base_url is not None or backend == "remote":
         resolve_backend(backend, base_url=base_url)  # refuses a contradiction
         if device is not None or dtype is not None:
@@ -124,12 +201,12 @@ def get_engine(
     with _lock:
         engine = _engines.get(key)
         if engine is not None and engine.is_alive():
-            return engine
+            return key, engine
         native = _native_engine(resolved, chosen, device, engine_options)
         tokenizer = native.tokenizer or load_tokenizer(resolved.path)
         engine = AsyncEngine(native, tokenizer, resolved.name, backend=chosen)
         _engines[key] = engine
-        return engine
+        return key, engine
 
 
 def _remote_engine(
@@ -140,7 +217,7 @@ def _remote_engine(
     cache_dir: str | os.PathLike[str] | None,
     connection: dict[str, Any],
     options: dict[str, Any],
-) -> AsyncEngine:
+) -> tuple[tuple[Any, ...], AsyncEngine]:
     """The shared engine of a served model: one per server, connection settings, served
     name, task and tokenizer source (the credentials in the key as a digest, never clear)."""
     assert base_url is not None
@@ -150,7 +227,7 @@ def _remote_engine(
     with _lock:
         engine = _engines.get(key)
         if engine is not None and engine.is_alive():
-            return engine
+            return key, engine
         native = connect_remote(
             config,
             task=task,
@@ -162,7 +239,7 @@ def _remote_engine(
         assert native.tokenizer is not None
         engine = AsyncEngine(native, native.tokenizer, native.served_model_name, backend="remote")
         _engines[key] = engine
-        return engine
+        return key, engine
 
 
 def _native_engine(
@@ -204,6 +281,8 @@ def clear_engines() -> None:
     with _lock:
         engines = list(_engines.values())
         _engines.clear()
+        _leases.clear()
+        _pinned.clear()
     for engine in engines:
         engine.shutdown()
 
@@ -217,6 +296,7 @@ atexit.register(clear_engines)
 __all__ = [
     "BACKENDS",
     "BackendName",
+    "EngineLease",
     "clear_engines",
     "default_model_name",
     "engine_from_furiosa_llm",
@@ -225,6 +305,7 @@ __all__ = [
     "get_engine",
     "infer_task",
     "is_default_model",
+    "lease_engine",
     "refuse_bundled_on_furiosa",
     "resolve_backend",
     "with_tokenizer",

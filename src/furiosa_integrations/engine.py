@@ -36,6 +36,7 @@ from .errors import (
     InvalidRequestError,
     ModelNotFoundError,
     UnknownOptionError,
+    UnsupportedInputError,
     UnsupportedTaskError,
 )
 from .furiosa_llm_api import (
@@ -85,6 +86,7 @@ __all__ = [
     "Tokenizer",
     "ToolCall",
     "UnknownOptionError",
+    "UnsupportedInputError",
     "UnsupportedTaskError",
     "Usage",
     "clear_engines",

@@ -65,6 +65,10 @@ class UnknownOptionError(InvalidRequestError, TypeError):
             raise cls(where, unknown, known)
 
 
+class UnsupportedInputError(InvalidRequestError):
+    """Input of a kind the model cannot read: an image for a text-only model."""
+
+
 class UnsupportedTaskError(InvalidRequestError):
     """Generation asked of a pooling model, or pooling of a generation model."""
 

@@ -12,6 +12,7 @@ from .protocol import (
     Task,
 )
 from .sampling_params import PoolingParams, RequestOutputKind, SamplingParams
+from .scoring import ranked
 from .structured_outputs import StructuredOutputsParams
 from .tokenizer import Tokenizer
 
@@ -35,4 +36,5 @@ __all__ = [
     "Tokenizer",
     "ToolCall",
     "Usage",
+    "ranked",
 ]

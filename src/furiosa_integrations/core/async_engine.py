@@ -84,6 +84,12 @@ class AsyncEngine:
         ``chat_template_kwargs`` renders with (``{"chat_template": ...}`` overrides it)."""
         return self.input_processor.renders_tools(chat_template_kwargs)
 
+    @property
+    def template_has_thinking(self) -> bool:
+        """Whether the model's chat template has a thinking section: its reasoning comes
+        back apart from the answer (``reasoning_text``)."""
+        return self.input_processor.template_has_thinking
+
     def is_alive(self) -> bool:
         return self.native.is_alive()
 

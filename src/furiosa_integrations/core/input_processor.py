@@ -12,7 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ContextLengthExceededError, InvalidRequestError, UnsupportedTaskError
+from ..errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    UnsupportedInputError,
+    UnsupportedTaskError,
+)
 from .output_processor import TextParser
 from .protocol import NativeEngine, ScorePair
 from .request_lifecycle import RequestTracker
@@ -20,7 +25,7 @@ from .sampling_params import PoolingParams, SamplingParams, check_token_ids
 from .scoring import prepare_pairs
 from .text.chat import apply_template, image_parts, normalize_messages
 from .text.images import load_image
-from .text.reasoning import chat_template_text, reasoning_parser_factory
+from .text.reasoning import chat_template_text, reasoning_parser_factory, template_has_thinking
 from .text.reasoning_constraint import constrain_after_reasoning
 from .text.reasoning_switch import Reasoning, apply_reasoning
 from .text.tool_calling import plan_tool_request
@@ -122,6 +127,11 @@ class InputProcessor:
         ``chat_template_kwargs`` names another) renders tools."""
         return template_supports_tools(chat_template_text(self.tokenizer, chat_template_kwargs))
 
+    @property
+    def template_has_thinking(self) -> bool:
+        """Whether the model's chat template has a thinking section (reasoning output)."""
+        return template_has_thinking(chat_template_text(self.tokenizer, None))
+
     # ---- checks every request passes first ----
 
     def check_serving(self, task: str) -> None:
@@ -176,7 +186,15 @@ class InputProcessor:
             )
         loaded_images = self._load_images(messages, images)
         text, token_ids, params, parser_factory = self._prompt(
-            prompt, messages, params, tools, tool_choice, chat_template_kwargs, parallel_tool_calls
+            prompt,
+            messages,
+            params,
+            tools,
+            tool_choice,
+            chat_template_kwargs,
+            parallel_tool_calls,
+            tool_call_format,
+            reasoning,
         )
         self._check_context(len(token_ids), params.max_tokens)
         if params.structured_outputs is not None:
@@ -192,6 +210,8 @@ class InputProcessor:
         tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tool_call_format: str | None = None,
+        reasoning: Reasoning = None,
     ) -> list[int]:
         """The prompt token ids a generation request with these inputs sends to the model
         (rendered and tokenized as ``process_generation`` does; nothing is queued)."""
@@ -199,7 +219,15 @@ class InputProcessor:
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("Give exactly one of prompt or messages")
         _, token_ids, _, _ = self._prompt(
-            prompt, messages, SamplingParams(), tools, tool_choice, chat_template_kwargs, True
+            prompt,
+            messages,
+            SamplingParams(),
+            tools,
+            tool_choice,
+            chat_template_kwargs,
+            True,
+            tool_call_format,
+            reasoning,
         )
         return token_ids
 
@@ -212,6 +240,8 @@ class InputProcessor:
         tool_choice: Any,
         chat_template_kwargs: dict[str, Any] | None,
         parallel_tool_calls: bool,
+        tool_call_format: str | None,
+        reasoning: Reasoning,
     ) -> tuple[str | None, list[int], SamplingParams, Callable[[], TextParser] | None]:
         """The prompt's text and token ids, the params (with any tool constraint) and the
         output parsers: of ``messages`` rendered with the template, or of a plain prompt."""
@@ -287,7 +317,7 @@ class InputProcessor:
         if not parts and not images:
             return []
         if not self.supports_images:
-            raise InvalidRequestError(
+            raise UnsupportedInputError(
                 f"{self.model_name} is a text-only model: image inputs are not supported"
             )
         return [load_image(part) for part in parts] + list(images or [])

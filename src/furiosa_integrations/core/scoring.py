@@ -75,4 +75,10 @@ def prepare_pairs(
     return pairs
 
 
-__all__ = ["prepare_pairs", "score_queries"]
+def ranked(scores: Sequence[float], top_n: int | None = None) -> list[tuple[int, float]]:
+    """``(index, score)`` best first (ties keep their order), the first ``top_n`` of them."""
+    order = sorted(enumerate(scores), key=lambda item: -item[1])
+    return order if top_n is None else order[:top_n]
+
+
+__all__ = ["prepare_pairs", "ranked", "score_queries"]

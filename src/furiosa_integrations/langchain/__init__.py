@@ -1,4 +1,5 @@
-"""LangChain integration: ``FuriosaChat``, ``FuriosaLLM`` and ``FuriosaEmbeddings``.
+"""LangChain integration: ``FuriosaChat``, ``FuriosaLLM``, ``FuriosaEmbeddings`` and
+``FuriosaRerank`` (a document compressor).
 
 Needs ``langchain-core`` (``pip install 'furiosa-integrations[langchain]'``).
 """
@@ -6,5 +7,6 @@ Needs ``langchain-core`` (``pip install 'furiosa-integrations[langchain]'``).
 from .chat_models import FuriosaChat
 from .embeddings import FuriosaEmbeddings
 from .llms import FuriosaLLM
+from .rerank import FuriosaRerank
 
-__all__ = ["FuriosaChat", "FuriosaEmbeddings", "FuriosaLLM"]
+__all__ = ["FuriosaChat", "FuriosaEmbeddings", "FuriosaLLM", "FuriosaRerank"]

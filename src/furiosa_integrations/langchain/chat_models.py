@@ -7,7 +7,7 @@ from contextlib import aclosing, closing
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models import LanguageModelInput, ModelProfile
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -15,18 +15,20 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from ..adapter_fields import ChatOptions, EngineChoice, SamplingOptions
+from ..adapter_fields import ChatOptions, SamplingOptions
 from ..core import AsyncEngine, GenerationChunk, Usage
 from ..errors import InvalidRequestError
 from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .loading import LoadsOnInit
 from .messages import to_engine_messages, to_message_chunk
 from .model_kwargs import ModelKwargs
-from .structured_output import Method, structured_output
+from .profile import model_profile
+from .structured_output import Method, response_format_outputs, structured_output
 
 ToolChoice = dict[str, Any] | str | bool | None
 
 
-class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
+class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
     """Chat model on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (SmolLM2-135M-Instruct).
@@ -72,6 +74,17 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
                 age: int
 
             llm.with_structured_output(Person).invoke("Ada is 36.")
+
+    Token counting (the real tokenizer and chat template, tools included):
+        .. code-block:: python
+
+            llm.get_num_tokens_from_messages(messages, tools=[add])  # == usage input_tokens
+
+    Lifecycle (instances share one engine; the last one to let go frees it):
+        .. code-block:: python
+
+            with FuriosaChat(validate_model_on_init=True) as llm:  # loads here
+                llm.profile["max_input_tokens"]
     """
 
     streaming: bool = False
@@ -91,6 +104,39 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
             "device": self.device,
             **{name: value for name, value in self._sampling_fields().items() if value is not None},
         }
+
+    # ---- what the engine knows: profile and token counts ----
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # Read off the engine: known at construction when one is given or loaded then
+        # (validate_model_on_init), else filled in when the engine loads.
+        return model_profile(self.engine) if self.engine is not None else None
+
+    def _engine_loaded(self, engine: AsyncEngine) -> None:
+        if self.profile is None:
+            self.profile = model_profile(engine)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """The model's own token ids for ``text`` (no chat template, no special tokens)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return self._get_engine().tokenize(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """The prompt tokens a call with ``messages`` (and ``tools``) sends to the model:
+        rendered with its chat template and tool prompt and this instance's options, as
+        the call would be; the same number as that call's ``usage_metadata["input_tokens"]``.
+        """
+        kwargs = {"tools": [convert_to_openai_tool(tool) for tool in tools]} if tools else {}
+        engine, request = self._request(list(messages), None, kwargs)
+        return engine.count_prompt_tokens(
+            messages=request["messages"],
+            tools=request["tools"],
+            tool_choice=request["tool_choice"],
+            chat_template_kwargs=request["chat_template_kwargs"],
+        )
 
     def _sampling_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SamplingOptions.model_fields}
@@ -113,6 +159,9 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, EngineChoice):
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
         options.pop("stream", None)  # LangChain's own switch, already acted on
+        options.pop("strict", None)  # OpenAI's strict schemas: ours are always enforced
+        if "response_format" in options:  # OpenAI's (LangChain agents' ProviderStrategy)
+            options["structured_outputs"] = response_format_outputs(options.pop("response_format"))
         ends_with_user = bool(messages) and isinstance(messages[-1], HumanMessage)
         request = self._chat_request(options, engine, ends_with_user=ends_with_user, stop=stop)
         request["messages"] = to_engine_messages(messages)

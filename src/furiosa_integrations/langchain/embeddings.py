@@ -6,11 +6,12 @@ from typing import ClassVar
 
 from langchain_core.embeddings import Embeddings
 
-from ..adapter_fields import EngineChoice, RefusesUnknownArguments
+from ..adapter_fields import RefusesUnknownArguments
 from ..core import PoolingParams, Task
+from .loading import LoadsOnInit
 
 
-class FuriosaEmbeddings(RefusesUnknownArguments, EngineChoice, Embeddings):
+class FuriosaEmbeddings(RefusesUnknownArguments, LoadsOnInit, Embeddings):
     """Text embeddings on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     With no arguments it serves the bundled default model (all-MiniLM-L6-v2, 384

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import ExitStack, aclosing, closing
 from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLLM, LangSmithParams
+from langchain_core.messages import BaseMessage, get_buffer_string
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from ..adapter_fields import EngineChoice, SamplingOptions
+from ..adapter_fields import SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..core import GenerationChunk as EngineChunk
 from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .loading import LoadsOnInit
 from .model_kwargs import ModelKwargs
 
 T = TypeVar("T")
 
 
-class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, EngineChoice):
+class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
     """Text completion on FuriosaAI RNGD, or on torch (CPU/CUDA) anywhere else, in-process.
 
     The prompt is sent as is (no chat template); use ``FuriosaChat`` for conversations.
@@ -60,6 +63,27 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, EngineChoice):
         )
         params.update(ls_sampling(self, stop, kwargs))  # type: ignore[typeddict-item]
         return params
+
+    # ---- token counts: what the engine sends ----
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """The token ids the engine sends for the prompt ``text`` (the tokenizer's special
+        tokens included, as for every plain prompt)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return self._get_engine().prompt_token_ids(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """The prompt tokens of ``invoke(messages)``: a text-completion model gets the
+        messages as one buffer string."""
+        if tools is not None:
+            warnings.warn(
+                "A text-completion model sends no tools; counting the messages only.",
+                stacklevel=2,
+            )
+        return self.get_num_tokens(get_buffer_string(messages))
 
     # ---- the one streaming code path ----
 

@@ -24,6 +24,11 @@ from langchain_core.messages.tool import tool_call_chunk
 
 from ..core import GenerationChunk, Usage
 
+# LangChain 1.x reads the provider from every message (content_blocks picks its translator;
+# none is registered for us, so the standard best-effort one reads text, tool calls and
+# additional_kwargs["reasoning_content"]).
+MODEL_PROVIDER = "furiosa"
+
 _ROLES = {
     "human": "user",
     "user": "user",
@@ -175,5 +180,6 @@ def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageC
             for i, call in enumerate(chunk.tool_calls)
         ],
         usage_metadata=usage_metadata(chunk.usage) if chunk.usage is not None else None,
+        response_metadata={"model_provider": MODEL_PROVIDER},
         chunk_position="last" if chunk.usage is not None else None,
     )

@@ -24,6 +24,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic.v1 import BaseModel as BaseModelV1
 
 from ..core import StructuredOutputsParams
+from ..errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -42,6 +43,25 @@ def _json_schema(schema: Any) -> dict[str, Any]:
             return cast(dict[str, Any], schema.schema())
         return cast(dict[str, Any], schema.model_json_schema())
     return convert_to_json_schema(schema)
+
+
+def response_format_outputs(response_format: Any) -> StructuredOutputsParams | None:
+    """OpenAI's ``response_format`` call option (what LangChain agents' ``ProviderStrategy``
+    binds) as the engine's constraint; ``{"type": "text"}`` is none."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequestError("response_format json_schema needs a 'schema' dict")
+        return StructuredOutputsParams(json=schema)
+    if kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    if kind == "text":
+        return None
+    raise InvalidRequestError(
+        f"response_format must be {{'type': 'json_schema' | 'json_object' | 'text', ...}}, "
+        f"got {response_format!r}"
+    )
 
 
 def structured_output(

@@ -8,6 +8,7 @@ memory use) and ``additional_kwargs["tool_calls"]`` in the OpenAI shape (what
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -63,8 +64,8 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
         if isinstance(block, TextBlock):
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, ImageBlock):
-            # The engine refuses images on a text-only model with a clear error.
-            parts.append({"type": "image_url", "image_url": {"url": str(block.url or "")}})
+            # The engine loads it (or refuses it on a text-only model with a typed error).
+            parts.append(_image_part(block))
         elif isinstance(block, (ToolCallBlock, ThinkingBlock, CachePoint)):
             continue  # calls go in "tool_calls", thoughts in "reasoning_content"; hints nowhere
         else:
@@ -72,6 +73,20 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
     if all(part["type"] == "text" for part in parts):
         return "\n".join(part["text"] for part in parts)
     return parts
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    """An image block as the engine's content part: its bytes (LlamaIndex keeps them
+    base64-encoded), its local path, or its URL (a data URL or a file; http is refused)."""
+    if block.image is not None:
+        data = block.resolve_image(as_base64=False).read()  # raw bytes, from either form
+        part: dict[str, Any] = {"type": "image", "base64": base64.b64encode(data).decode()}
+        if block.image_mimetype:
+            part["mime_type"] = block.image_mimetype
+        return part
+    if block.path is not None:
+        return {"type": "image", "url": str(block.path)}
+    return {"type": "image_url", "image_url": {"url": str(block.url or "")}}
 
 
 def _tool_calls_of(message: ChatMessage) -> list[dict[str, Any]]:

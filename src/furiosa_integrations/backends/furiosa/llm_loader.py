@@ -76,9 +76,11 @@ def native_engine_from_llm(llm: Any) -> FuriosaNativeEngine:
         ours = "generate"
     elif task == "embed":
         ours = "embed"
+    elif task == "score" or getattr(llm.model_metadata, "use_binary_seq_class", False):
+        ours = "score"  # a reranker: furiosa-llm's score / rerank
     else:
         raise UnsupportedTaskError(
-            f"furiosa-llm task {task!r} is not served here (only generate and embed)"
+            f"furiosa-llm task {task!r} is not served here (only generate, embed and score)"
         )
     return FuriosaNativeEngine(
         llm.engine,

@@ -18,15 +18,17 @@ from ...core import (
     NativeStep,
     PoolingParams,
     SamplingParams,
+    ScorePair,
     Task,
     Tokenizer,
 )
 from ...errors import BackendUnavailableError, DuplicateRequestIdError
 from .error_translation import map_error
-from .output_translation import step_from_output, vector_from_output
+from .output_translation import score_from_output, step_from_output, vector_from_output
 from .param_translation import (
     to_furiosa_pooling_params,
     to_furiosa_sampling_params,
+    to_furiosa_score_params,
     to_furiosa_structured,
 )
 
@@ -208,7 +210,40 @@ class FuriosaNativeEngine(NativeEngineBase):
     async def encode(
         self, prompts: list[list[int]], params: PoolingParams, request_id: str
     ) -> list[list[float]]:
-        native_params = to_furiosa_pooling_params(params)
+        outputs = await self._encode_each(prompts, to_furiosa_pooling_params(params), request_id)
+        return [vector_from_output(out) for out in outputs]
+
+    async def score(
+        self, pairs: list[ScorePair], params: PoolingParams, request_id: str
+    ) -> list[float]:
+        """furiosa-llm's own score path: each pair's prompt built as its ``LLM.score``
+        builds it (the tokenizer's pair encoding for sequence classifiers, the model's
+        score template otherwise), then one native ``encode`` with task ``score`` each."""
+        prompts = [self._score_prompt(pair, params) for pair in pairs]
+        outputs = await self._encode_each(prompts, to_furiosa_score_params(), request_id)
+        return [score_from_output(out) for out in outputs]
+
+    def _score_prompt(self, pair: ScorePair, params: PoolingParams) -> list[int]:
+        if self.llm is None:
+            return pair.token_ids
+        from furiosa_llm.vllm_compat import get_score_prompt, resolve_score_truncation_kwargs
+
+        truncation = resolve_score_truncation_kwargs(
+            truncate_prompt_tokens=params.truncate_prompt_tokens, max_model_len=self.max_model_len
+        )
+        _, prompt = get_score_prompt(
+            self.llm.tokenizer,
+            pair.query,
+            pair.document,
+            hf_configs=getattr(self.llm.model_metadata, "hf_configs", None) or {},
+            tokenization_kwargs=truncation,
+        )
+        return list(prompt["prompt_token_ids"])
+
+    async def _encode_each(
+        self, prompts: list[list[int]], native_params: Any, request_id: str
+    ) -> list[Any]:
+        """One native ``encode`` per prompt, concurrently; all stopped if one fails."""
         # furiosa-llm encodes one prompt per native call; ids stay unique per prompt.
         ids = [request_id]
         if len(prompts) > 1:
@@ -231,4 +266,4 @@ class FuriosaNativeEngine(NativeEngineBase):
                     if self._holds(rid, token):
                         self.native.abort_request(rid)
                 self._release(rid, token)
-        return [vector_from_output(out) for out in outputs]
+        return list(outputs)

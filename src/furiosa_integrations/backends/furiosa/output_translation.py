@@ -69,3 +69,11 @@ def vector_from_output(outputs: Any) -> list[float]:
     if not outputs:
         raise ValueError("The native engine returned no pooling output")
     return [float(x) for x in outputs[0].data.reshape(-1).tolist()]
+
+
+def score_from_output(outputs: Any) -> float:
+    """The score of one native ``encode`` call with task ``score`` (one value)."""
+    values = vector_from_output(outputs)
+    if len(values) != 1:
+        raise ValueError(f"The native engine returned {len(values)} values for one score")
+    return values[0]

@@ -131,3 +131,11 @@ def to_furiosa_pooling_params(params: PoolingParams) -> Any:
         )
     except (ValueError, TypeError) as exc:
         raise _rejected("pooling options", exc) from exc
+
+
+def to_furiosa_score_params() -> Any:
+    """furiosa-llm's ``PoolingParams`` for a pair, as its ``LLM.score`` sends it: task
+    ``score``, defaults otherwise (pairs are truncated when they are tokenized)."""
+    from furiosa_llm.sampling_params import PoolingParams as FuriosaPooling
+
+    return FuriosaPooling(task="score")

@@ -152,12 +152,10 @@ class BertEncoder:
         else:
             positions = torch.arange(width, device=ids.device).expand(batch, width)
         hidden = F.embedding(ids, self.word) + F.embedding(positions, self.position)
-        if self.token_types is not None and token_type_ids is not None:
-            if self.token_types.shape[0] > 1:
-                hidden = hidden + F.embedding(token_type_ids, self.token_types)
-            else:  # RoBERTa's single segment: pairs share it
-                hidden = hidden + self.token_type
-        elif self.token_type is not None:
+        types = self.token_types
+        if types is not None and token_type_ids is not None and types.shape[0] > 1:
+            hidden = hidden + F.embedding(token_type_ids, types)  # a pair's two segments
+        elif self.token_type is not None:  # one segment (RoBERTa has only one)
             hidden = hidden + self.token_type
         hidden = self._norm(hidden, self.embed_norm)
         keep = mask.bool()[:, None, None, :]  # [B, 1, 1, L]: padding keys are never attended

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import InvalidRequestError
+from ...errors import InvalidRequestError, UnsupportedInputError
 from ..tokenizer import Tokenizer
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -33,7 +33,7 @@ def content_text(content: Any, *, allow_images: bool = False) -> str:
                 kind = part.get("type")
                 if kind in _IMAGE_PART_TYPES:
                     if not allow_images:
-                        raise InvalidRequestError(
+                        raise UnsupportedInputError(
                             "This model is text-only: image content is not supported"
                         )
                     continue

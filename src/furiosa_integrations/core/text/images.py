@@ -1,10 +1,13 @@
 """Load images from chat content parts, for models that accept them (furiosa backend).
 
-Accepted parts: OpenAI ``{"type": "image_url", "image_url": {"url": ...}}``, the
-Responses API ``{"type": "input_image", "image_url": ...}``, LangChain
-``{"type": "image", "base64" | "url" | "data": ..., "mime_type": ...}`` and an
+Accepted parts: OpenAI ``{"type": "image_url", "image_url": {"url": ...}}`` (or the
+url as a string), the Responses API ``{"type": "input_image", "image_url": ...}``,
+LangChain's standard blocks ``{"type": "image", "base64" | "url": ..., "mime_type": ...}``
+and their v0 form ``{"type": "image", "source_type": "base64" | "url", "data" | "url": ...}``,
+an Anthropic-style ``{"type": "image", "source": {"type": "base64", "data": ...}}`` and
 ``{"type": "image", "image": PIL.Image}``. Data URLs, base64 data and local paths are
-read; http(s) URLs are refused, since nothing is fetched over the network at run time.
+read; http(s) URLs are refused, since nothing is fetched over the network at run time,
+and so are file ids (they name a provider's file store).
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ def load_image(part: dict[str, Any]) -> Any:
         if not isinstance(url, str):
             raise InvalidRequestError(f"{kind} part has no url")
         return _from_url(url)
+    if part.get("file_id") or part.get("source_type") == "id":
+        raise InvalidRequestError(
+            "Image file ids name a provider's file store; pass the image as base64 data, a "
+            "data URL or a local file path"
+        )
+    source = part.get("source")
+    if isinstance(source, dict) and isinstance(source.get("data"), str):
+        return _from_base64(source["data"])
     image = part.get("image")
     if image is not None and not isinstance(image, (str, bytes)):
         return image  # already an image object (PIL)
