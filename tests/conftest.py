@@ -10,6 +10,7 @@ test that uses a model fixture, and by hand to the others); the rest are the fas
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,15 @@ def embed_engine() -> AsyncEngine:
     return get_engine(task="embed")
 
 
-MODEL_FIXTURES = frozenset({"chat_engine", "embed_engine"})
+@pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight BERT cross-encoder (no reranker ships with the package)."""
+    from tests.backends.torch import tiny_cross_encoders
+
+    return tiny_cross_encoders.build("bert", tmp_path_factory.mktemp("cross-encoder"))
+
+
+MODEL_FIXTURES = frozenset({"chat_engine", "embed_engine", "cross_encoder_dir"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

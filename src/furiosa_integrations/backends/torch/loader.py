@@ -130,3 +130,14 @@ def sentence_max_length(path: Path) -> int | None:
         value = json.loads(config_file.read_text()).get("max_seq_length")
         return int(value) if value else None
     return None
+
+
+def tokenizer_max_length(path: Path) -> int | None:
+    """The tokenizer's ``model_max_length`` (what a ``CrossEncoder`` truncates to), unless
+    it is transformers' "no limit" placeholder."""
+    config_file = path / "tokenizer_config.json"
+    if config_file.exists():
+        value = json.loads(config_file.read_text()).get("model_max_length")
+        if isinstance(value, int) and 0 < value < 1_000_000:
+            return value
+    return None

@@ -34,7 +34,7 @@ from ...errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from .device import pick_encoder_dtype, prepare_device
 from .encoder import Encoder, load_encoder
 from .engine_thread import EngineThread, loop_sink
-from .loader import pooling_mode, read_config, sentence_max_length
+from .loader import pooling_mode, read_config, sentence_max_length, tokenizer_max_length
 from .score_head import Scorer, load_scorer
 
 
@@ -80,7 +80,7 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         else:
             self.encoder = load_encoder(path, config, self.device, self.dtype)
             limit = self.encoder.max_positions
-        trained = sentence_max_length(path) or limit
+        trained = sentence_max_length(path) or tokenizer_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)
         self.pooling = pooling_mode(path)
         self.hidden_size = int(config["hidden_size"])
