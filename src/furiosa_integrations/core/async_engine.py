@@ -84,11 +84,11 @@ class AsyncEngine:
         ``chat_template_kwargs`` renders with (``{"chat_template": ...}`` overrides it)."""
         return self.input_processor.renders_tools(chat_template_kwargs)
 
-    @property
-    def template_has_thinking(self) -> bool:
-        """Whether the model's chat template has a thinking section: its reasoning comes
-        back apart from the answer (``reasoning_text``)."""
-        return self.input_processor.template_has_thinking
+    def template_has_thinking(self, chat_template_kwargs: dict[str, Any] | None = None) -> bool:
+        """Whether the chat template (the model's, or ``chat_template_kwargs``'s
+        ``chat_template``) has a thinking section: reasoning comes back apart from the
+        answer (``reasoning_text``)."""
+        return self.input_processor.template_has_thinking(chat_template_kwargs)
 
     def is_alive(self) -> bool:
         return self.native.is_alive()

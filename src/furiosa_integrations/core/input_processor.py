@@ -127,10 +127,10 @@ class InputProcessor:
         ``chat_template_kwargs`` names another) renders tools."""
         return template_supports_tools(chat_template_text(self.tokenizer, chat_template_kwargs))
 
-    @property
-    def template_has_thinking(self) -> bool:
-        """Whether the model's chat template has a thinking section (reasoning output)."""
-        return template_has_thinking(chat_template_text(self.tokenizer, None))
+    def template_has_thinking(self, chat_template_kwargs: dict[str, Any] | None = None) -> bool:
+        """Whether the chat template (the model's, or a request's override) has a thinking
+        section (reasoning output)."""
+        return template_has_thinking(chat_template_text(self.tokenizer, chat_template_kwargs))
 
     # ---- checks every request passes first ----
 

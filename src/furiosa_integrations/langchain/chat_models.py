@@ -110,11 +110,13 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
     def _resolve_model_profile(self) -> ModelProfile | None:
         # Read off the engine: known at construction when one is given or loaded then
         # (validate_model_on_init), else filled in when the engine loads.
-        return model_profile(self.engine) if self.engine is not None else None
+        if self.engine is None:
+            return None
+        return model_profile(self.engine, self.chat_template_kwargs)
 
     def _engine_loaded(self, engine: AsyncEngine) -> None:
         if self.profile is None:
-            self.profile = model_profile(engine)
+            self.profile = model_profile(engine, self.chat_template_kwargs)
 
     def get_token_ids(self, text: str) -> list[int]:
         """The model's own token ids for ``text`` (no chat template, no special tokens)."""

@@ -8,13 +8,18 @@ section. Tool calls and structured output are constrained by the engine on every
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.language_models import ModelProfile
 
 from ..core import AsyncEngine
 
 
-def model_profile(engine: AsyncEngine) -> ModelProfile:
-    """The profile of the model ``engine`` serves."""
+def model_profile(
+    engine: AsyncEngine, chat_template_kwargs: dict[str, Any] | None = None
+) -> ModelProfile:
+    """The profile of the model ``engine`` serves, rendered with ``chat_template_kwargs``
+    (a ``chat_template`` there replaces the model's)."""
     context = engine.max_model_len
     return ModelProfile(
         name=engine.model_name,
@@ -33,7 +38,7 @@ def model_profile(engine: AsyncEngine) -> ModelProfile:
         video_inputs=False,
         image_tool_message=False,
         pdf_tool_message=False,
-        reasoning_output=engine.template_has_thinking,
+        reasoning_output=engine.template_has_thinking(chat_template_kwargs),
         tool_calling=True,
         tool_choice=True,
         # Each call arrives whole in one tool_call_chunk (its arguments already parsed).
