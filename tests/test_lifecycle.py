@@ -1,0 +1,60 @@
+"""Per-instance lifecycle: ``close()`` / ``with`` lets go of an adapter's engine, and the
+last adapter to let go frees it (both frameworks sharing one engine); an engine that
+``get_engine`` handed out, or one passed in, stays up."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from furiosa_integrations import composition
+from furiosa_integrations.engine import AsyncEngine, get_engine
+from furiosa_integrations.langchain import FuriosaChat, FuriosaRerank
+from furiosa_integrations.llama_index import FuriosaRerank as LlamaRerank
+
+pytestmark = pytest.mark.models
+
+
+def _loaded(engine: AsyncEngine) -> bool:
+    return engine.is_alive() and engine in composition._engines.values()
+
+
+def test_last_adapter_to_let_go_frees_the_engine(cross_encoder_dir: Path) -> None:
+    model = str(cross_encoder_dir)
+    langchain = FuriosaRerank(model=model, validate_model_on_init=True)
+    llama = LlamaRerank(model=model)  # loads at construction, as LlamaIndex's classes do
+    engine = langchain.engine
+    assert engine is not None and llama.engine is engine  # one shared engine
+    langchain.close()
+    assert langchain.engine is None and _loaded(engine)  # LlamaIndex still holds it
+    with llama:
+        assert _loaded(engine)
+    assert not engine.is_alive() and not _loaded(engine)
+    # A closed adapter loads again on its next call.
+    assert langchain.rerank(["a", "b"], "query", top_n=1)[0]["index"] in (0, 1)
+    assert langchain.engine is not None and langchain.engine is not engine
+    langchain.close()
+
+
+def test_garbage_collected_adapters_let_go(cross_encoder_dir: Path) -> None:
+    engine = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True).engine
+    gc.collect()  # the adapter is gone, and with it its lease
+    assert engine is not None and not engine.is_alive()
+
+
+def test_engines_handed_out_or_passed_in_stay_up(
+    chat_engine: AsyncEngine, cross_encoder_dir: Path
+) -> None:
+    with FuriosaChat() as chat:  # the shared default engine, which get_engine handed out
+        chat.invoke("Hi", max_tokens=1)
+    assert chat_engine.is_alive() and chat.engine is None
+    pinned = get_engine(str(cross_encoder_dir), task="score")
+    with FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True) as rerank:
+        assert rerank.engine is pinned
+    assert pinned.is_alive()
+    with FuriosaRerank(engine=pinned) as given:  # the caller's engine is the caller's
+        given.rerank(["a"], "query")
+    assert pinned.is_alive() and given.engine is pinned
+    pinned.shutdown()
