@@ -60,8 +60,15 @@ def prepare_pairs(
     if params.truncate_prompt_tokens not in (None, -1):
         limit = min(limit, int(params.truncate_prompt_tokens))  # type: ignore[arg-type]
     truncate = params.truncate_prompt_tokens is not None
+    # Segments matter (BERT's second text is segment 1); transformers' generic fast
+    # tokenizer leaves them out unless asked.
     encoded = tokenizer(
-        queries, text_pair=docs, add_special_tokens=True, truncation=truncate, max_length=limit
+        queries,
+        text_pair=docs,
+        add_special_tokens=True,
+        truncation=truncate,
+        max_length=limit,
+        return_token_type_ids=True,
     )
     types = encoded.get("token_type_ids")
     pairs = []

@@ -28,6 +28,7 @@ class Tokenizer(Protocol):
         add_special_tokens: bool = True,
         truncation: bool = False,
         max_length: int | None = None,
+        return_token_type_ids: bool | None = None,
     ) -> Mapping[str, Any]:
         """``{"input_ids": ...}`` for one text or a batch (pooling inputs); with
         ``text_pair``, the pairs a cross-encoder reads, and their ``token_type_ids``."""

@@ -139,6 +139,7 @@ class FastTokenizer:
         add_special_tokens: bool = True,
         truncation: bool = False,
         max_length: int | None = None,
+        return_token_type_ids: bool | None = None,
     ) -> dict[str, Any]:
         """``{"input_ids": ...}`` for one text or a batch; truncation keeps special tokens.
 
@@ -167,7 +168,7 @@ class FastTokenizer:
             encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
         ids = [list(e.ids) for e in encodings]
         out: dict[str, Any] = {"input_ids": ids[0] if single else ids}
-        if text_pair is not None:
+        if text_pair is not None or return_token_type_ids:
             types = [list(e.type_ids) for e in encodings]
             out["token_type_ids"] = types[0] if single else types
         return out

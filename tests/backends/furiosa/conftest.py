@@ -20,6 +20,7 @@ from furiosa_integrations.engine import AsyncEngine
 class StandInModelMetadata:
     task: str
     model_type: str
+    hf_configs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,13 +39,20 @@ class StandInLLM:
         self.shut_down.append(True)
 
 
-def stand_in_llm(engine: AsyncEngine, model_type: str = "llama") -> StandInLLM:
+def stand_in_llm(
+    engine: AsyncEngine,
+    model_type: str = "llama",
+    *,
+    tokenizer: Any = None,
+    hf_configs: dict[str, Any] | None = None,
+) -> StandInLLM:
     from .stand_in import StandInNativeEngine
 
+    tokenizer = tokenizer if tokenizer is not None else engine.tokenizer
     return StandInLLM(
-        engine=StandInNativeEngine(engine.native),
-        tokenizer=engine.tokenizer,
-        model_metadata=StandInModelMetadata(engine.task, model_type),
+        engine=StandInNativeEngine(engine.native, getattr(tokenizer, "sep_token_id", None)),
+        tokenizer=tokenizer,
+        model_metadata=StandInModelMetadata(engine.task, model_type, hf_configs or {}),
         model_id_or_path=str(engine.tokenizer.name_or_path),
     )
 

@@ -26,7 +26,12 @@ from furiosa.llm_native.llm import (
 from furiosa_llm.sampling_params import PoolingParams as FuriosaPooling
 from furiosa_llm.sampling_params import SamplingParams as FuriosaSampling
 
-from furiosa_integrations.engine import PoolingParams, SamplingParams, StructuredOutputsParams
+from furiosa_integrations.engine import (
+    PoolingParams,
+    SamplingParams,
+    ScorePair,
+    StructuredOutputsParams,
+)
 
 
 def _ours(params: FuriosaSampling) -> SamplingParams:
@@ -58,8 +63,9 @@ class StandInNativeEngine:
     """A stand-in for furiosa-llm's ``NativeLLMEngine`` (no NPU here): our torch engine
     behind furiosa-llm's native protocol."""
 
-    def __init__(self, torch_engine: Any) -> None:
+    def __init__(self, torch_engine: Any, sep_token_id: int | None = None) -> None:
         self.torch_engine = torch_engine
+        self.sep_token_id = sep_token_id  # a cross-encoder's, to tell a pair's segments
         self.received: list[tuple[str | None, Any]] = []  # (request_id, params) in order
         self.aborted: list[str] = []
         self._alive = True
@@ -125,6 +131,14 @@ class StandInNativeEngine:
         if pooling_params.task is None:
             raise ValueError("PoolingParams.task must be set for encoding requests")
         self.received.append((request_id, pooling_params))
+        if pooling_params.task == "score":  # a cross-encoder: one score for the pair
+            ids = list(inputs.input_ids)
+            [score] = await self.torch_engine.score(
+                [ScorePair("", "", ids, _segments(ids, self.sep_token_id))],
+                PoolingParams(),
+                request_id or "stand-in",
+            )
+            return [NativePoolingOutput(np.asarray([score], dtype=np.float32))]
         ours = PoolingParams(
             normalize=bool(pooling_params.normalize),
             dimensions=pooling_params.dimensions,
@@ -156,3 +170,12 @@ class StandInNativeEngine:
 
     def get_prometheus_metrics(self) -> str:
         return ""
+
+
+def _segments(ids: list[int], sep: int | None) -> list[int]:
+    """BERT's segments of a pair: 0 through the first [SEP], 1 after (the native engine
+    gets only the ids, as furiosa-llm sends them)."""
+    if sep is None or sep not in ids:
+        return [0] * len(ids)
+    cut = ids.index(sep) + 1
+    return [0] * cut + [1] * (len(ids) - cut)
