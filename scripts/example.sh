@@ -3,7 +3,7 @@
 #   bash scripts/example.sh langchain_rag "How long does the ferry crossing take?"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: scripts/example.sh NAME [ARGS...]  (NAME: langchain_rag, langchain_agent, llama_index_rag, llama_index_agent)}"
+name="${1:?usage: scripts/example.sh NAME [ARGS...]  (NAME: langchain_rag, langchain_agent, langchain_rerank, llama_index_rag, llama_index_agent, llama_index_rerank)}"
 shift
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
