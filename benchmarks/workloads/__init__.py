@@ -12,4 +12,5 @@ WORKLOADS = (
     "adapter_overhead",
     "constraints",
     "served",
+    "rerank",
 )
