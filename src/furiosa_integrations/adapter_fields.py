@@ -379,6 +379,14 @@ class ChatOptions(SamplingOptions):
     one and almost never do, which leaves agent loops without a single call. An explicit
     ``tool_choice`` always wins."""
 
+    def _forces_calls(
+        self, engine: AsyncEngine, chat_template_kwargs: dict[str, Any] | None = None
+    ) -> bool:
+        """Whether ``force_tool_call_on_user_turn`` is on for the template a request renders
+        with (``engine``'s model's, unless ``chat_template_kwargs`` names another)."""
+        force = self.force_tool_call_on_user_turn
+        return not engine.renders_tools(chat_template_kwargs) if force is None else force
+
     def _chat_request(
         self,
         options: dict[str, Any],
@@ -395,10 +403,12 @@ class ChatOptions(SamplingOptions):
         tools = options.pop("tools", None) or None
         tool_choice = options.pop("tool_choice", None)
         template_kwargs = options.pop("chat_template_kwargs", self.chat_template_kwargs)
-        force = self.force_tool_call_on_user_turn
-        if force is None:
-            force = not engine.renders_tools(template_kwargs)
-        if tools and tool_choice is None and ends_with_user and force:
+        if (
+            tools
+            and tool_choice is None
+            and ends_with_user
+            and self._forces_calls(engine, template_kwargs)
+        ):
             tool_choice = "required"
         parallel = options.pop("parallel_tool_calls", self.parallel_tool_calls)
         request.update(

@@ -193,3 +193,28 @@ def test_images_on_a_text_only_model_are_a_typed_error(
         with pytest.raises(UnsupportedInputError, match="text-only"):
             chat.invoke([message])
     assert chat_engine.stats().request_ids == 0
+
+
+# ---- agents reading the profile: structured_output picks the provider strategy ----
+
+
+def test_agent_structured_response_through_response_format(chat_engine: AsyncEngine) -> None:
+    pytest.importorskip("langchain.agents")
+    from langchain.agents import create_agent
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+        sky: str
+
+    chat = FuriosaChat(temperature=0, max_tokens=48, validate_model_on_init=True)
+    # The profile says structured_output, so the agent binds response_format (its
+    # ProviderStrategy): with tools, a turn either calls them or answers in the format.
+    agent = create_agent(model=chat, tools=[get_weather], response_format=Weather)
+    question = {"messages": [HumanMessage("What is the weather in Oslo?")]}
+    result = agent.invoke(question, {"recursion_limit": 8})
+    assert isinstance(result["structured_response"], Weather)
+    assert any(getattr(m, "tool_calls", None) for m in result["messages"])
+    plain = create_agent(model=chat, tools=[], response_format=Weather)
+    answer = plain.invoke({"messages": [HumanMessage("Oslo is sunny today.")]})
+    assert isinstance(answer["structured_response"], Weather)

@@ -162,10 +162,19 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         engine = self._get_engine(options.pop("model", None))
         options.pop("stream", None)  # LangChain's own switch, already acted on
         options.pop("strict", None)  # OpenAI's strict schemas: ours are always enforced
-        if "response_format" in options:  # OpenAI's (LangChain agents' ProviderStrategy)
-            options["structured_outputs"] = response_format_outputs(options.pop("response_format"))
+        # OpenAI's response_format (what LangChain agents' ProviderStrategy binds): the
+        # answer's format; a turn forced to call a tool has no answer to format.
+        answer = response_format_outputs(options.pop("response_format", {"type": "text"}))
         ends_with_user = bool(messages) and isinstance(messages[-1], HumanMessage)
         request = self._chat_request(options, engine, ends_with_user=ends_with_user, stop=stop)
+        if answer is not None and request["tools"]:
+            if request["tool_choice"] not in (None, "auto", "none"):
+                answer = None  # a forced call: no answer to format this turn
+            elif not ends_with_user and self._forces_calls(engine, request["chat_template_kwargs"]):
+                # The call was forced on the user's turn; after its result, the answer.
+                request["tool_choice"] = "none"
+        if answer is not None:
+            request["params"] = request["params"].clone(structured_outputs=answer)
         request["messages"] = to_engine_messages(messages)
         return engine, request
 

@@ -19,6 +19,7 @@ the constraint starts after it (``reasoning_constraint``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,21 @@ def markers_are_special(tokenizer: Tokenizer, fmt: ToolCallFormat) -> bool:
     return False
 
 
+def calls_or_answer(
+    fmt: ToolCallFormat, tools: list[Tool], schema: Any, single: bool
+) -> StructuredOutputsParams:
+    """One or more calls of offered tools, or else an answer that follows ``schema``
+    (OpenAI's ``response_format`` with tools, which LangChain agents' ProviderStrategy uses)."""
+    calls = fmt.constraint(tools, ToolChoice("required"), single)
+    answer = {"type": "json_schema", "json_schema": _schema(schema)}
+    tag = {"type": "structural_tag", "format": {"type": "or", "elements": [calls, answer]}}
+    return StructuredOutputsParams(structural_tag=tag)
+
+
+def _schema(schema: Any) -> Any:
+    return json.loads(schema) if isinstance(schema, str) else schema
+
+
 def plan_tool_request(
     tokenizer: Tokenizer,
     messages: list[dict[str, Any]],
@@ -92,6 +108,11 @@ def plan_tool_request(
     prompt = render_tool_prompt(tokenizer, messages, offered, choice, chat_template_kwargs, fmt=fmt)
     constraint = tool_call_constraint(fmt, offered, choice, single=not parallel_tool_calls)
     tool_parser: Callable[[], TextParser] | None = None
+    answer = params.structured_outputs
+    if constraint is not None and choice.mode == "auto" and answer is not None and answer.json:
+        # An answer format with tools: calls, or the answer in that format.
+        constraint = calls_or_answer(fmt, offered, answer.json, not parallel_tool_calls)
+        params = params.clone(structured_outputs=None)
     if constraint is not None:
         if params.structured_outputs is not None:
             raise InvalidRequestError(
@@ -111,4 +132,10 @@ def plan_tool_request(
     return ToolPlan(prompt=prompt, params=params, parser_factory=parser_factory, format=fmt)
 
 
-__all__ = ["ToolPlan", "markers_are_special", "plan_tool_request", "tool_call_constraint"]
+__all__ = [
+    "ToolPlan",
+    "calls_or_answer",
+    "markers_are_special",
+    "plan_tool_request",
+    "tool_call_constraint",
+]
