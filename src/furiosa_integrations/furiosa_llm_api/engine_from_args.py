@@ -79,23 +79,31 @@ def llm_kwargs(args: EngineArgs, llm_cls: Any) -> dict[str, Any]:
 def engine_from_args(args: EngineArgs) -> tuple[AsyncEngine, bool]:
     """The engine for ``args``, and whether the caller owns it (and so shuts it down).
 
-    On torch it is the process-wide shared engine of ``get_engine`` (not owned); on
-    furiosa a new furiosa-llm ``LLM`` is built (owned).
+    On torch, and for a served model (``base_url``), it is the process-wide shared engine
+    of ``get_engine`` (not owned); on furiosa a new furiosa-llm ``LLM`` is built (owned).
     """
-    if choose_backend(args) == "furiosa":
+    backend = choose_backend(args)
+    if backend == "furiosa":
         if is_default_model(args.model):
             composition.refuse_bundled_on_furiosa(args.model)
         llm_cls = composition.furiosa_llm_class()
         return composition.engine_from_furiosa_llm(llm_cls(**llm_kwargs(args, llm_cls))), True
     ignored = args.furiosa_only_options()
     if ignored:
-        logger.warning("The torch backend ignores furiosa-only options: %s", sorted(ignored))
+        logger.warning("The %s backend ignores furiosa-only options: %s", backend, sorted(ignored))
     options: dict[str, Any] = {"max_model_len": args.max_model_len} if args.max_model_len else {}
+    if backend == "remote":  # ``model`` (unless "default") names the local tokenizer
+        options.update(
+            base_url=args.base_url,
+            api_key=args.api_key or os.environ.get("FURIOSA_API_KEY") or None,
+            served_model_name=args.served_model_name,
+        )
+    else:
+        options["device"] = args.device
     engine = composition.get_engine(
         None if args.model == "default" else args.model,
         task=infer_task(args),
-        backend="torch",
-        device=args.device,
+        backend=backend,
         **options,
     )
     if args.tokenizer is not None or args.tokenizer_mode == "slow":
@@ -103,28 +111,6 @@ def engine_from_args(args: EngineArgs) -> tuple[AsyncEngine, bool]:
             engine, args.tokenizer, slow=args.tokenizer_mode == "slow"
         )
     return engine, False
-
-
-def _remote_engine(args: EngineArgs) -> AsyncEngine:
-    """The served model's engine; ``model`` (unless "default") names its local tokenizer."""
-    ignored = args.furiosa_only_options()
-    if ignored:
-        logger.warning("A served model ignores furiosa-only options: %s", sorted(ignored))
-    options: dict[str, Any] = {"max_model_len": args.max_model_len} if args.max_model_len else {}
-    engine = composition.get_engine(
-        None if args.model == "default" else args.model,
-        task=infer_task(args),
-        backend="remote",
-        base_url=args.base_url,
-        api_key=args.api_key or os.environ.get("FURIOSA_API_KEY") or None,
-        served_model_name=args.served_model_name,
-        **options,
-    )
-    if args.tokenizer is not None or args.tokenizer_mode == "slow":
-        engine = composition.with_tokenizer(
-            engine, args.tokenizer, slow=args.tokenizer_mode == "slow"
-        )
-    return engine
 
 
 __all__ = ["choose_backend", "engine_from_args", "infer_task", "llm_kwargs", "scheduler_config"]

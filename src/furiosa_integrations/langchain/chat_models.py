@@ -9,18 +9,19 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput, ModelProfile
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, message_chunk_to_message
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from ..adapter_fields import ChatOptions, SamplingOptions
-from ..core import AsyncEngine, GenerationChunk, Usage
+from ..core import AsyncEngine, Usage
 from ..errors import InvalidRequestError
-from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .chat_results import ChatAggregate, ChatChunkConverter
+from .generations import check_streamable, ls_sampling
 from .loading import LoadsOnInit
-from .messages import to_engine_messages, to_message_chunk
+from .messages import to_engine_messages
 from .model_kwargs import ModelKwargs
 from .profile import model_profile
 from .structured_output import Method, response_format_outputs, structured_output
@@ -188,7 +189,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         engine, request = self._request(messages, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
-        convert = _ChunkConverter(engine.model_name)
+        convert = ChatChunkConverter(engine.model_name)
         with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
                 yield chunk.index, convert(chunk), chunk.usage
@@ -203,7 +204,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         engine, request = self._request(messages, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
-        convert = _ChunkConverter(engine.model_name)
+        convert = ChatChunkConverter(engine.model_name)
         async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
                 yield chunk.index, convert(chunk), chunk.usage
@@ -241,7 +242,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = _Aggregate(self._model_label(kwargs.get("model")))
+        result = ChatAggregate(self._model_label(kwargs.get("model")))
         for index, chunk, usage in self._iter_chunks(messages, stop, kwargs):
             if run_manager is not None and index == 0:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -255,7 +256,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = _Aggregate(self._model_label(kwargs.get("model")))
+        result = ChatAggregate(self._model_label(kwargs.get("model")))
         async for index, chunk, usage in self._aiter_chunks(messages, stop, kwargs):
             if run_manager is not None and index == 0:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -347,55 +348,6 @@ def _tool_choice(choice: ToolChoice, names: list[str]) -> str | dict[str, Any] |
     if isinstance(choice, dict):
         return choice
     raise InvalidRequestError(f"Unsupported tool_choice {choice!r}")
-
-
-class _ChunkConverter:
-    """Engine chunks of one request to ``ChatGenerationChunk``s (tool calls numbered per
-    completion)."""
-
-    def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
-        self.tool_calls: dict[int, int] = {}
-
-    def __call__(self, chunk: GenerationChunk) -> ChatGenerationChunk:
-        seen = self.tool_calls.get(chunk.index, 0)
-        self.tool_calls[chunk.index] = seen + len(chunk.tool_calls)
-        info = generation_info(chunk, self.model_name)
-        logprobs = logprobs_info(chunk)
-        if logprobs is not None:
-            info = {**(info or {}), "logprobs": logprobs}
-        return ChatGenerationChunk(message=to_message_chunk(chunk, seen), generation_info=info)
-
-
-class _Aggregate:
-    """The chunks of each completion added up into a ``ChatResult``."""
-
-    def __init__(self, model_label: str) -> None:
-        self.model_label = model_label
-        self.chunks: dict[int, ChatGenerationChunk] = {}
-        self.usage: Usage | None = None
-
-    def add(self, index: int, chunk: ChatGenerationChunk, usage: Usage | None) -> None:
-        self.chunks[index] = self.chunks[index] + chunk if index in self.chunks else chunk
-        if usage is not None:
-            self.usage = usage
-
-    def chat_result(self) -> ChatResult:
-        generations = [
-            ChatGeneration(
-                message=message_chunk_to_message(chunk.message),
-                generation_info=chunk.generation_info,
-            )
-            for _, chunk in sorted(self.chunks.items())
-        ]
-        llm_output: dict[str, Any] = {"model_name": self.model_label}
-        if generations and generations[0].generation_info:
-            llm_output["model_name"] = generations[0].generation_info.get(
-                "model_name", self.model_label
-            )
-        if self.usage is not None:
-            llm_output["token_usage"] = self.usage.token_counts()
-        return ChatResult(generations=generations, llm_output=llm_output)
 
 
 __all__ = ["FuriosaChat"]

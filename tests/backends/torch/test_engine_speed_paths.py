@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from furiosa_integrations.backends.torch.engine_thread import LoopSink, deliver_all
+from furiosa_integrations.backends.loop_sink import LoopSink, deliver_all
 from furiosa_integrations.backends.torch.sampler import SamplingState, sample
 from furiosa_integrations.engine import AsyncEngine, SamplingParams
 from tests.engine_checks import wait_idle

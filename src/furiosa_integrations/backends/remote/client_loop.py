@@ -2,8 +2,8 @@
 
 The engine is used from many event loops at once (each caller's, and the sync bridge's),
 and an ``httpx.AsyncClient`` belongs to one. So requests run as tasks on this thread's
-loop, and their results reach each caller's loop through ``call_soon_threadsafe`` (the
-torch engine's ``LoopSink`` pattern).
+loop, and their results reach each caller's loop through ``loop_sink.LoopSink``, as the
+torch engine's do.
 """
 
 from __future__ import annotations
@@ -18,28 +18,11 @@ from typing import Any, TypeVar
 import httpx
 
 from ...errors import EngineDeadError
+from ..loop_sink import LoopSink
 from .config import RemoteConfig
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class LoopSink:
-    """Hands items from the client thread to a callback on the caller's event loop."""
-
-    __slots__ = ("loop", "put")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> None:
-        self.loop = loop
-        self.put = put
-
-    def __call__(self, item: Any) -> bool:
-        """Deliver one item; False when the caller's loop is gone."""
-        try:
-            self.loop.call_soon_threadsafe(self.put, item)
-            return True
-        except RuntimeError:  # the caller's event loop was closed
-            return False
 
 
 class ClientLoop:

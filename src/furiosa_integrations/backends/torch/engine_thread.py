@@ -1,64 +1,18 @@
-"""The engine thread shared by the torch engines, and its bridge to asyncio.
+"""The engine thread shared by the torch engines.
 
 Model steps block, so they run on one dedicated thread; callers on any event loop
-receive results through ``call_soon_threadsafe``. A crash of the thread marks the engine
+receive results through ``loop_sink.LoopSink``. A crash of the thread marks the engine
 dead, and every later call says so instead of hanging.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from ...errors import EngineDeadError
 
 logger = logging.getLogger(__name__)
-
-
-class LoopSink:
-    """Hands items from the engine thread to a callback on the caller's event loop."""
-
-    __slots__ = ("loop", "put")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> None:
-        self.loop = loop
-        self.put = put
-
-    def __call__(self, item: Any) -> bool:
-        """Deliver one item; returns False when the loop is gone."""
-        try:
-            self.loop.call_soon_threadsafe(self.put, item)
-            return True
-        except RuntimeError:  # the caller's event loop was closed
-            return False
-
-
-def loop_sink(loop: asyncio.AbstractEventLoop, put: Callable[[Any], None]) -> LoopSink:
-    return LoopSink(loop, put)
-
-
-def deliver_all(items: list[tuple[LoopSink, Any]]) -> list[bool]:
-    """Deliver a whole step's items with one wake-up per event loop instead of one per item;
-    returns, per item, whether its loop was still there."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], Any]]] = {}
-    for sink, item in items:
-        by_loop.setdefault(sink.loop, []).append((sink.put, item))
-    alive: dict[asyncio.AbstractEventLoop, bool] = {}
-    for loop, batch in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_put_all, batch)
-            alive[loop] = True
-        except RuntimeError:
-            alive[loop] = False
-    return [alive[sink.loop] for sink, _ in items]
-
-
-def _put_all(batch: list[tuple[Callable[[Any], None], Any]]) -> None:
-    for put, item in batch:
-        put(item)
 
 
 class EngineThread:

@@ -33,9 +33,10 @@ from ...errors import (
     InvalidRequestError,
     UnsupportedTaskError,
 )
+from ..loop_sink import LoopSink, deliver_all, loop_sink
 from .decoders import PrefillSegment, load_decoder
 from .device import pick_dtype, prepare_device
-from .engine_thread import EngineThread, LoopSink, deliver_all, loop_sink
+from .engine_thread import EngineThread
 from .finished_cache import FinishedSequence, FinishedSequenceCache
 from .grammar import GrammarConstraints
 from .loader import eos_token_ids, read_config

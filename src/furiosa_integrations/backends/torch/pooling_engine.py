@@ -31,9 +31,10 @@ from ...core import (
     Task,
 )
 from ...errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
+from ..loop_sink import loop_sink
 from .device import pick_encoder_dtype, prepare_device
 from .encoder import Encoder, load_encoder
-from .engine_thread import EngineThread, loop_sink
+from .engine_thread import EngineThread
 from .loader import pooling_mode, read_config, sentence_max_length, tokenizer_max_length
 from .score_head import Scorer, load_scorer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..loop_sink import LoopSink
 from .decoders.interface import DecoderCache
-from .engine_thread import LoopSink
 from .sampler import SamplingState
 
 

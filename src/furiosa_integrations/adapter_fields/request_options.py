@@ -1,30 +1,14 @@
-"""Fields both frameworks' adapters declare, defined once: engine choice and request options.
-
-LangChain's ``FuriosaChat`` / ``FuriosaLLM`` / ``FuriosaEmbeddings`` and LlamaIndex's
-``FuriosaLLM`` / ``FuriosaEmbedding`` inherit these pydantic mixins, so each field has one
-name, one description and one mapping onto the engine in both frameworks:
-
-    RefusesUnknownArguments   a misspelt argument is an UnknownOptionError, not ignored
-    EngineChoice     model, backend, device, dtype, engine  ->  composition.lease_engine
-                     (+ base_url, api_key, headers, timeout, served_model_name: a server);
-                     close() / ``with`` lets go of the engine
-    SamplingOptions  sampling fields (+ per-call overrides) ->  SamplingParams, and the
-                     arguments of a completion request      ->  engine.stream(prompt, ...)
-    ChatOptions      SamplingOptions + template and tool options -> engine.stream(messages=...)
-"""
+"""``SamplingOptions`` and ``ChatOptions``: request fields, mapped onto ``engine.stream``."""
 
 from __future__ import annotations
 
-import os
-import weakref
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
-from typing_extensions import Self
+from pydantic import BaseModel
 
-from .composition import EngineLease, default_model_name, lease_engine
-from .core import AsyncEngine, SamplingParams, StructuredOutputsParams, Task
-from .errors import UnknownOptionError
+from ..core import AsyncEngine, SamplingParams, StructuredOutputsParams
+from ..errors import UnknownOptionError
+from .field_config import FIELD_CONFIG
 
 # Fields that map one-to-one onto SamplingParams options (``stop`` is handled apart).
 SAMPLING_OPTIONS = (
@@ -58,184 +42,6 @@ CHAT_OPTIONS = (
 # Per-call options of every generation request.
 CALL_OPTIONS = (*SAMPLING_OPTIONS, "stop", "request_id")
 
-_CONFIG = ConfigDict(
-    arbitrary_types_allowed=True, protected_namespaces=(), use_attribute_docstrings=True
-)
-
-
-class RefusesUnknownArguments:
-    """The first base of every adapter class: an argument that is no field raises
-    ``UnknownOptionError`` naming the closest field (``temprature`` -> ``temperature``),
-    instead of being dropped the way pydantic drops extras by default."""
-
-    model_fields: ClassVar[dict[str, Any]]
-
-    def __init__(self, **data: Any) -> None:
-        self._check_arguments(data)
-        super().__init__(**data)
-
-    @classmethod
-    def _known_arguments(cls) -> set[str]:
-        names = set(cls.model_fields)
-        names.update(f.alias for f in cls.model_fields.values() if getattr(f, "alias", None))
-        return names
-
-    @classmethod
-    def _check_arguments(cls, data: dict[str, Any]) -> None:
-        UnknownOptionError.check(cls.__name__, data, cls._known_arguments())
-
-
-def _from_env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def _secret_from_env(name: str) -> SecretStr | None:
-    value = _from_env(name)
-    return SecretStr(value) if value else None
-
-
-_TASK_KINDS = {"generate": "a generation", "embed": "an embedding", "score": "a scoring"}
-
-
-class EngineChoice(BaseModel):
-    """Which engine an adapter talks to: the model, backend, device and dtype fields, or an
-    explicit ``engine``. Subclasses set ``_task``.
-
-    Engines are shared: every adapter asking for the same model, backend, device and dtype
-    holds a lease on one loaded engine. ``close()`` (or leaving a ``with`` block, or the
-    adapter being garbage collected) lets go of this adapter's; the last one let go frees
-    the engine. An ``engine`` passed in belongs to the caller and is left running.
-    """
-
-    model_config = _CONFIG
-
-    model: str | None = None
-    """Model to serve: a local transformers model directory or ``.gguf`` file.
-
-    ``None`` (the default) uses the bundled default model of the class's task
-    (SmolLM2-135M-Instruct for generation, all-MiniLM-L6-v2 for embeddings). Nothing is
-    ever downloaded."""
-
-    backend: str = "auto"
-    """``"auto"`` (the furiosa backend on an RNGD machine, torch otherwise), ``"torch"`` or
-    ``"furiosa"``."""
-
-    device: str | None = None
-    """Device for the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or the NPU for the
-    furiosa backend; ``None`` picks one."""
-
-    dtype: str | None = None
-    """Compute precision on the torch backend: ``"float32"`` or ``"bfloat16"``. ``None``
-    picks: chat models fp32 on CPU and bf16 on CUDA; embedding models bf16 matmuls on CPUs
-    with AMX and on CUDA, fp32 elsewhere."""
-
-    base_url: str | None = Field(default_factory=lambda: _from_env("FURIOSA_BASE_URL"))
-    """An OpenAI-compatible server to run on instead of in-process (``furiosa-llm serve``,
-    vLLM, a load balancer or ``furiosa-llm route`` in front of them), e.g.
-    ``"http://localhost:8000/v1"``. Default: ``$FURIOSA_BASE_URL``. Templates, tool calls,
-    structured output, stop strings and detokenization still run here; ``model`` then
-    names a local copy of the served model's tokenizer (or the served name)."""
-
-    api_key: SecretStr | None = Field(default_factory=lambda: _secret_from_env("FURIOSA_API_KEY"))
-    """The server's API key (sent as ``Authorization: Bearer``). Default:
-    ``$FURIOSA_API_KEY``. Never shown in reprs, logs, errors or traces."""
-
-    headers: dict[str, str] | None = Field(default=None, repr=False)
-    """Extra HTTP headers for every request to ``base_url``."""
-
-    timeout: float | None = 600.0
-    """Seconds to wait for the server to connect, answer, or send each next token
-    (``None``: no limit). Only with ``base_url``."""
-
-    served_model_name: str | None = None
-    """The name the server knows the model by (``--served-model-name``); ``None`` reads
-    it from the server's ``/v1/models`` when it serves one model."""
-
-    max_retries: int = 2
-    """Retries of a request to ``base_url`` where nothing can be answered twice: the
-    connection failed, or the server refused with 429/503 before any token."""
-
-    engine: AsyncEngine | None = Field(default=None, exclude=True)
-    """The engine serving this adapter: loaded from the fields above on first use, or given
-    (for example one shared with other code), and then the fields above are not used."""
-
-    _task: ClassVar[Task] = "generate"
-    # This adapter's leases, by model (a per-call ``model=`` override takes one too).
-    _leases: dict[str | None, EngineLease] = PrivateAttr(default_factory=dict)
-
-    def _get_engine(self, model: str | None = None) -> AsyncEngine:
-        """The engine for this adapter (loaded on first use, then kept in ``engine``), or
-        for ``model`` when a call overrides it."""
-        if model is not None and model != self.model:
-            return self._load(model)
-        if self.engine is None:
-            self.engine = self._load(self.model)
-            self._engine_loaded(self.engine)
-        elif self.engine.task != self._task:
-            raise ValueError(
-                f"{self.engine.model_name} is not {_TASK_KINDS[self._task]} model "
-                f"(task={self.engine.task!r})"
-            )
-        return self.engine
-
-    def _engine_loaded(self, engine: AsyncEngine) -> None:
-        """Called once the adapter's own engine is loaded (LangChain's profile is filled)."""
-
-    def _load(self, model: str | None) -> AsyncEngine:
-        remote: dict[str, Any] = {}
-        if self.base_url is not None or self.backend == "remote":
-            remote = {
-                "base_url": self.base_url,
-                "api_key": self.api_key.get_secret_value() if self.api_key else None,
-                "headers": self.headers,
-                "timeout": self.timeout,
-                "served_model_name": self.served_model_name,
-                "max_retries": self.max_retries,
-            }
-        lease = self._leases.get(model)
-        if lease is not None and not lease.released and lease.engine.is_alive():
-            return lease.engine
-        if not self._leases:  # the first lease: let go of them all when collected
-            weakref.finalize(self, _release_all, self._leases)
-        lease = lease_engine(
-            model,
-            task=self._task,
-            backend=self.backend,
-            device=self.device,
-            dtype=self.dtype,
-            **remote,
-        )
-        self._leases[model] = lease
-        return lease.engine
-
-    def close(self) -> None:
-        """Let go of this adapter's engine: the last adapter to do so frees it (its memory
-        and threads). A later call loads it again. An ``engine`` passed in is not touched."""
-        leased = {id(lease.engine) for lease in self._leases.values()}
-        _release_all(self._leases)
-        if self.engine is not None and id(self.engine) in leased:
-            self.engine = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _model_label(self, model: Any = None) -> str:
-        """The model's name for traces, without loading anything."""
-        if isinstance(model, str) and model:
-            return model
-        if self.engine is not None:
-            return self.engine.model_name
-        return self.model or self.served_model_name or default_model_name(self._task)
-
-
-def _release_all(leases: dict[str | None, EngineLease]) -> None:
-    for lease in list(leases.values()):
-        lease.release()
-    leases.clear()
-
 
 class SamplingOptions(BaseModel):
     """Generation options; see the engine's ``SamplingParams`` for the exact semantics.
@@ -245,7 +51,7 @@ class SamplingOptions(BaseModel):
     default.
     """
 
-    model_config = _CONFIG
+    model_config = FIELD_CONFIG
 
     max_tokens: int | None = 256
     """Most tokens to generate per completion; ``None`` means up to the context length."""
@@ -425,12 +231,4 @@ class ChatOptions(SamplingOptions):
         return request
 
 
-__all__ = [
-    "CALL_OPTIONS",
-    "CHAT_OPTIONS",
-    "SAMPLING_OPTIONS",
-    "ChatOptions",
-    "EngineChoice",
-    "RefusesUnknownArguments",
-    "SamplingOptions",
-]
+__all__ = ["CALL_OPTIONS", "CHAT_OPTIONS", "SAMPLING_OPTIONS", "ChatOptions", "SamplingOptions"]
