@@ -158,7 +158,16 @@ def test_streaming_reports_usage(chat: FuriosaChat, local_chat: FuriosaChat) -> 
     assert full is not None and full.usage_metadata is not None
     local = local_chat.invoke("Name a planet.")
     assert full.content == local.content
-    assert full.usage_metadata == local.usage_metadata
+    # Token counts agree; how much of the prompt each engine found cached
+    # depends on what it served before (the server caches whole blocks), so
+    # only the presence of the cache figure is compared.
+    counts = ("input_tokens", "output_tokens", "total_tokens")
+    assert {k: full.usage_metadata[k] for k in counts} == {
+        k: local.usage_metadata[k] for k in counts
+    }
+    remote_cached = full.usage_metadata.get("input_token_details", {}).get("cache_read")
+    assert remote_cached is not None
+    assert 0 <= remote_cached <= full.usage_metadata["input_tokens"]
     assert full.response_metadata["model_name"] == "stand-in"
 
 
