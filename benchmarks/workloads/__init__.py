@@ -13,4 +13,5 @@ WORKLOADS = (
     "constraints",
     "served",
     "rerank",
+    "conversation_cache",
 )
