@@ -6,5 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FURIOSA_EXTRAS="${FURIOSA_EXTRAS:-langchain,llama-index,dev,bench}" bash scripts/setup.sh
+# llama.cpp (the single_user workload's peer) has no CPU wheel on PyPI: build it from its
+# sdist once (~20 minutes on 2 cores) and keep the wheel.
+WHEELS="${FURIOSA_WHEEL_CACHE:-$HOME/.cache/furiosa-integrations/wheels}"
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  mkdir -p "$WHEELS"
+  ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 \
+    || .venv/bin/python -m pip wheel -q --no-deps llama-cpp-python==0.3.36 -w "$WHEELS"
+  .venv/bin/python -m pip install -q --no-deps "$WHEELS"/llama_cpp_python-0.3.36-*.whl diskcache
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 exec .venv/bin/python -m benchmarks.run_all "$@"

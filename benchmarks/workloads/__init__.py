@@ -14,4 +14,5 @@ WORKLOADS = (
     "served",
     "rerank",
     "conversation_cache",
+    "single_user",
 )

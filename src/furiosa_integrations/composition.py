@@ -41,7 +41,9 @@ from .models import (
 BackendName = Literal["auto", "torch", "furiosa", "remote"]
 BACKENDS = ("auto", "torch", "furiosa", "remote")
 
-_lock = threading.Lock()
+# Re-entrant: a garbage-collected adapter's finalizer releases its lease in whatever this
+# thread was doing, loading an engine under the lock included.
+_lock = threading.RLock()
 _engines: dict[tuple[Any, ...], AsyncEngine] = {}
 _leases: dict[tuple[Any, ...], int] = {}  # adapters' leases per engine
 _pinned: set[tuple[Any, ...]] = set()  # handed out by get_engine: kept until clear_engines
@@ -162,8 +164,8 @@ class EngineLease:
 def lease_engine(model: str | os.PathLike[str] | None = None, **choice: Any) -> EngineLease:
     """``get_engine``'s shared engine (the same arguments), held until the lease is
     released: what adapters use, so the last one to let go frees the engine."""
-    key, engine = _shared_engine(model, **choice)
-    with _lock:
+    with _lock:  # one step: no other lease's release can free the engine in between
+        key, engine = _shared_engine(model, **choice)
         _leases[key] = _leases.get(key, 0) + 1
     return EngineLease(key, engine)
 

@@ -385,6 +385,9 @@ async def test_prefix_caching_reuses_shared_context(chat_engine: AsyncEngine) ->
         cold_tokens = native.num_prefill_tokens - before  # type: ignore[attr-defined]
     finally:
         native.enable_prefix_caching = True  # type: ignore[attr-defined]
+    # Sharing between running requests only: nothing kept from earlier tests' turns.
+    if native.finished_sequences is not None:  # type: ignore[attr-defined]
+        native.finished_sequences.clear()  # type: ignore[attr-defined]
     before = native.num_prefill_tokens  # type: ignore[attr-defined]
     warm = await asyncio.gather(
         *(chat_engine.generate(messages=m, params=params) for m in messages)

@@ -8,6 +8,7 @@ is free again before the call that ended the request returns.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import uuid
 from collections.abc import Sequence
@@ -53,6 +54,11 @@ class RequestTracker:
         return request_id
 
     def _refuse_in_flight(self, request_id: str) -> None:
+        if request_id in self._claims:
+            # A stream abandoned inside a reference cycle (LlamaIndex's stream wrappers keep
+            # the exception that closed them, and so their frame) lets go of its id only
+            # when the cycle is collected: collect once before calling the id taken.
+            gc.collect()
         if request_id in self._claims:
             raise DuplicateRequestIdError(f"Request id {request_id!r} is already in flight")
 

