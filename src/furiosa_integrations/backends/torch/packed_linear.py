@@ -1,0 +1,53 @@
+"""Linear layers through oneDNN, with each weight packed once at load (CPU only).
+
+At the few rows a decode step has, torch's default CPU GEMM reads weights far below the
+machine's memory bandwidth on some CPUs. Measured on this project's 2-core AMD EPYC
+(Zen 4, no AMX), 3072x576 fp32 weights out of DRAM: ``F.linear`` 9.3 GB/s at one row and
+5.3 GB/s at 16, oneDNN's matmul on a weight packed for 16 rows 19.4 GB/s and 14.5 GB/s.
+Results agree with ``F.linear`` to ~1e-7 relative (a different summation order).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_PACK_FOR_ROWS = 16  # the layout's row hint: as fast as 1 at one row, 1.8x faster at 16
+
+
+def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
+    ops = getattr(torch.ops, "mkldnn", None)
+    return (
+        device.type == "cpu"
+        and dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()
+        and ops is not None
+        and hasattr(ops, "_linear_pointwise")
+    )
+
+
+class PackedLinears:
+    """``F.linear`` for every weight, through its packed copy when one was made."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        # id(weight) -> (weight, packed); the weight is kept so its id stays its own.
+        self._packed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pack(self, weight: torch.Tensor) -> None:
+        if self.enabled and weight.dim() == 2 and id(weight) not in self._packed:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_FOR_ROWS)
+            self._packed[id(weight)] = (weight, packed)
+
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        entry = self._packed.get(id(weight))
+        if entry is None or x.dim() != 2:
+            return F.linear(x, weight, bias)
+        return torch.ops.mkldnn._linear_pointwise(  # type: ignore[no-any-return]
+            x.contiguous(), entry[1], bias, "none", [], ""
+        )
+
+
+__all__ = ["PackedLinears", "packing_available"]
