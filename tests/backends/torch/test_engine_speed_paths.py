@@ -122,6 +122,10 @@ def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:
             expected = torch.nn.functional.linear(x, weight, b)
             torch.testing.assert_close(linear(x, weight, b), expected, rtol=1e-5, atol=1e-5)
         assert torch.equal(linear(x, other), torch.nn.functional.linear(x, other))
+    batch = torch.randn(2, 5, 64)  # an encoder's [batch, width, hidden]
+    torch.testing.assert_close(
+        linear(batch, weight, bias), torch.nn.functional.linear(batch, weight, bias)
+    )
 
 
 def test_default_decoder_packs_its_weights_on_cpu(chat_engine: AsyncEngine) -> None:
