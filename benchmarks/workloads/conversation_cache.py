@@ -46,7 +46,8 @@ def furiosa_chat(finished_cache_bytes: int | None) -> Runner:
     from furiosa_integrations.engine import get_engine
 
     options = {} if finished_cache_bytes is None else {"finished_cache_bytes": finished_cache_bytes}
-    native: Any = get_engine(None, **options).native  # the process's shared engine
+    engine = get_engine(None, **options)  # handed to every FuriosaChat: the option is the engine's
+    native: Any = engine.native
     conversations = itertools.count()
 
     async def stream(model: Any, messages: list[BaseMessage]) -> tuple[float, AIMessageChunk]:
@@ -61,7 +62,7 @@ def furiosa_chat(finished_cache_bytes: int | None) -> Runner:
         return ttft, full
 
     async def conversation(case: dict[str, Any], nonce: int) -> tuple[float, int, list[str]]:
-        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"])
+        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], engine=engine)
         messages: list[BaseMessage] = [SystemMessage(SYSTEM)]
         answers = []
         ttft = 0.0
@@ -76,7 +77,7 @@ def furiosa_chat(finished_cache_bytes: int | None) -> Runner:
         return ttft, prefill, answers
 
     async def agent(case: dict[str, Any], nonce: int) -> tuple[float, int, list[str]]:
-        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"])
+        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], engine=engine)
         model = chat.bind_tools([lookup], tool_choice="any")
         messages: list[BaseMessage] = [
             HumanMessage(f"Look up six words about the sea, one at a time (#{nonce}).")
