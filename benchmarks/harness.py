@@ -380,6 +380,8 @@ def chart(rows: list[Row], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     compared = [r for r in rows if r.ratio is not None]
+    if not compared:  # every comparison failed: nothing to draw
+        return
     labels = [f"{r.workload}: {r.case}\n{r.contender} vs {r.baseline}" for r in compared]
     height = max(3.0, 0.55 * len(compared) + 1.0)
     fig, ax = plt.subplots(figsize=(11, height))
