@@ -90,7 +90,8 @@ def furiosa_chat(finished_cache_bytes: int | None) -> Runner:
             ttft, reply = await stream(model, messages)
             prefill = native.num_prefill_tokens - before
             messages.append(reply)
-            answers.append(repr(reply.tool_calls))
+            # Names and arguments: call ids are random, so they would differ run to run.
+            answers.append(repr([(c["name"], c["args"]) for c in reply.tool_calls]))
             for call in reply.tool_calls:
                 word = str(call["args"].get("word", ""))
                 messages.append(ToolMessage(lookup(word), tool_call_id=call["id"] or ""))
