@@ -106,7 +106,8 @@ def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:
     """oneDNN's packed matmul (the CPU decode path) gives F.linear's result, at one row and
     at a batch, with and without bias; a weight that was never packed goes to F.linear."""
     from furiosa_integrations.backends.torch.packed_linear import (
-        PackedLinears,
+        linear,
+        pack,
         packing_available,
     )
 
@@ -114,22 +115,22 @@ def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:
     assert packing_available(cpu, torch.float32)  # torch's CPU wheels ship oneDNN
     torch.manual_seed(0)
     weight, bias, other = torch.randn(96, 64), torch.randn(96), torch.randn(32, 64)
-    linear = PackedLinears(enabled=True)
-    linear.pack(weight)
+    packed = pack(weight)
     for rows in (1, 3, 16, 40):
         x = torch.randn(rows, 64)
         for b in (None, bias):
             expected = torch.nn.functional.linear(x, weight, b)
-            torch.testing.assert_close(linear(x, weight, b), expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(linear(x, packed, b), expected, rtol=1e-5, atol=1e-5)
         assert torch.equal(linear(x, other), torch.nn.functional.linear(x, other))
     batch = torch.randn(2, 5, 64)  # an encoder's [batch, width, hidden]
     torch.testing.assert_close(
-        linear(batch, weight, bias), torch.nn.functional.linear(batch, weight, bias)
+        linear(batch, packed, bias), torch.nn.functional.linear(batch, weight, bias)
     )
 
 
 def test_default_decoder_packs_its_weights_on_cpu(chat_engine: AsyncEngine) -> None:
-    decoder = chat_engine.native.decoder  # type: ignore[attr-defined]
-    layers = len(decoder.model.layers)
-    assert decoder.linear.enabled
-    assert len(decoder.linear._packed) == 4 * layers + 1  # qkv, o, up, down per layer; LM head
+    model = chat_engine.native.decoder.model  # type: ignore[attr-defined]
+    weights = [w for layer in model.layers for w in (layer.qkv, layer.o, layer.up, layer.down)]
+    packed = [w for w in [*weights, model.lm_head] if w.is_mkldnn]
+    assert len(packed) == 4 * len(model.layers) + 1  # qkv, o, up, down per layer; LM head
+    assert not model.embed.is_mkldnn  # the tied embedding table stays a plain tensor

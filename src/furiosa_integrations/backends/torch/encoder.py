@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .layers import activation
 from .loader import load_weights
-from .packed_linear import PackedLinears, packing_available
+from .packed_linear import linear, pack, packing_available
 
 NATIVE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
 # sentence-transformers modules the pooling engine reproduces (the rest would be skipped).
@@ -137,10 +137,10 @@ class BertEncoder:
                     mlp_norm=(w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"]),
                 )
             )
-        self.linear = PackedLinears(packing_available(device, matmul_dtype))
-        for layer in self.layers:
-            for weight in (layer.qkv, layer.out, layer.up, layer.down):
-                self.linear.pack(weight)
+        if packing_available(device, matmul_dtype):  # packed weights replace the plain ones
+            for layer in self.layers:
+                layer.qkv, layer.out = pack(layer.qkv), pack(layer.out)
+                layer.up, layer.down = pack(layer.up), pack(layer.down)
 
     def _norm(
         self, x: torch.Tensor, weight_bias: tuple[torch.Tensor, torch.Tensor]
@@ -166,13 +166,13 @@ class BertEncoder:
         keep = mask.bool()[:, None, None, :]  # [B, 1, 1, L]: padding keys are never attended
         heads, head_dim = self.num_heads, hidden.shape[-1] // self.num_heads
         for w in self.layers:
-            qkv = self.linear(hidden.to(self.matmul_dtype), w.qkv, w.qkv_bias)
+            qkv = linear(hidden.to(self.matmul_dtype), w.qkv, w.qkv_bias)
             q, k, v = qkv.view(batch, width, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
             attn = attn.transpose(1, 2).reshape(batch, width, heads * head_dim)
-            hidden = self._norm(self.linear(attn, w.out, w.out_bias).float() + hidden, w.attn_norm)
-            up = self.act(self.linear(hidden.to(self.matmul_dtype), w.up, w.up_bias))
-            hidden = self._norm(self.linear(up, w.down, w.down_bias).float() + hidden, w.mlp_norm)
+            hidden = self._norm(linear(attn, w.out, w.out_bias).float() + hidden, w.attn_norm)
+            up = self.act(linear(hidden.to(self.matmul_dtype), w.up, w.up_bias))
+            hidden = self._norm(linear(up, w.down, w.down_bias).float() + hidden, w.mlp_norm)
         return hidden
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..kv_cache import SlotKVCache
 from ..layers import activation, rms_norm, rms_norm_fp32, soft_cap
-from ..packed_linear import PackedLinears, packing_available
+from ..packed_linear import linear, pack, packing_available
 from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .model import DecoderModel, LayerWeights, Norm
@@ -46,11 +46,11 @@ class NativeDecoder:
         self.cache = SlotKVCache(
             len(model.layers), model.num_kv_heads, model.head_dim, dtype, device, max_len
         )
-        self.linear = PackedLinears(packing_available(device, dtype))
-        for layer in model.layers:
-            for weight in (layer.qkv, layer.o, layer.up, layer.down):
-                self.linear.pack(weight)
-        self.linear.pack(model.lm_head)
+        if packing_available(device, dtype):  # packed weights replace the plain ones
+            for layer in model.layers:
+                layer.qkv, layer.o = pack(layer.qkv), pack(layer.o)
+                layer.up, layer.down = pack(layer.up), pack(layer.down)
+            model.lm_head = pack(model.lm_head)  # a tied head's embedding table stays plain
 
     # ---- the forward, shared by every family ----
 
@@ -70,7 +70,7 @@ class NativeDecoder:
         m = self.model
         tokens = x.shape[0]
         q_size, kv_size = m.num_heads * m.head_dim, m.num_kv_heads * m.head_dim
-        q, k, v = self.linear(x, w.qkv, w.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
+        q, k, v = linear(x, w.qkv, w.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
         if m.qk_norm == "full":  # OLMo 2 normalises the whole projection
             q, k = self._norm(q, w.q_norm), self._norm(k, w.k_norm)
         q = q.reshape(tokens, m.num_heads, m.head_dim)
@@ -84,20 +84,20 @@ class NativeDecoder:
         return q, k, v
 
     def _mlp(self, w: LayerWeights, x: torch.Tensor) -> torch.Tensor:
-        up = self.linear(x, w.up, w.up_bias)
+        up = linear(x, w.up, w.up_bias)
         if self.model.gated_mlp:
             gate, up = up.chunk(2, dim=-1)
             up = self.act(gate) * up
         else:
             up = self.act(up)
-        return self._norm(self.linear(up, w.down, w.down_bias), w.mlp_out_norm)
+        return self._norm(linear(up, w.down, w.down_bias), w.mlp_out_norm)
 
     def _layer(
         self, index: int, w: LayerWeights, hidden: torch.Tensor, attend: Attend, tables: Tables
     ) -> torch.Tensor:
         m = self.model
         q, k, v = self._qkv(w, self._norm(hidden, w.attn_norm), tables)
-        attn = self.linear(attend(index, w, q, k, v), w.o, w.o_bias)
+        attn = linear(attend(index, w, q, k, v), w.o, w.o_bias)
         attn = self._norm(attn, w.attn_out_norm)
         if m.parallel_residual:  # GPT-NeoX: both branches read the layer's input
             return self._mlp(w, self._norm(hidden, w.mlp_norm)) + attn + hidden
@@ -125,7 +125,7 @@ class NativeDecoder:
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         m = self.model
-        logits = self.linear(self._norm(hidden, m.final_norm), m.lm_head, m.lm_head_bias)
+        logits = linear(self._norm(hidden, m.final_norm), m.lm_head, m.lm_head_bias)
         if m.logits_divisor is not None:
             logits = logits / m.logits_divisor
         if m.final_softcap is not None:
