@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from furiosa_integrations.backends.loop_sink import LoopSink, deliver_all
@@ -128,9 +129,80 @@ def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:
     )
 
 
-def test_default_decoder_packs_its_weights_on_cpu(chat_engine: AsyncEngine) -> None:
-    model = chat_engine.native.decoder.model  # type: ignore[attr-defined]
+def test_fp16_packed_linears_keep_fp32_math_and_rows_independent() -> None:
+    """fbgemm's fp16 weights (the CPU decode default): the result is F.linear over the
+    fp16-rounded weight in fp32 math, bias added; each row is bit-identical whether it runs
+    alone or in a batch; a weight past fp16's range stays fp32 (oneDNN-packed)."""
+    from furiosa_integrations.backends.torch.packed_linear import (
+        fp16_packing_available,
+        linear,
+        pack_fp16,
+    )
+
+    if not fp16_packing_available():
+        pytest.skip("fbgemm's fp16 kernels need an x86 CPU with AVX2")
+    torch.manual_seed(0)
+    weight, bias = torch.randn(96, 64), torch.randn(96)
+    packed = pack_fp16(weight)
+    assert not isinstance(packed, torch.Tensor)
+    rounded = weight.half().float()
+    batch = torch.randn(16, 64)
+    together = linear(batch, packed, bias)
+    expected = torch.nn.functional.linear(batch, rounded, bias)
+    torch.testing.assert_close(together, expected, rtol=1e-5, atol=1e-5)
+    for rows in (1, 3, 15):
+        assert torch.equal(linear(batch[:rows], packed, bias), together[:rows])
+    assert torch.equal(linear(batch[7:8], packed, bias), together[7:8])
+    huge = weight.clone()
+    huge[0, 0] = 1e5
+    kept = pack_fp16(huge)
+    assert isinstance(kept, torch.Tensor) and kept.is_mkldnn
+    torch.testing.assert_close(
+        linear(batch, kept), torch.nn.functional.linear(batch, huge), rtol=1e-5, atol=1e-3
+    )
+
+
+def test_default_decoder_stores_fp16_weights_on_cpu(chat_engine: AsyncEngine) -> None:
+    """The default chat engine on this CPU: fp32 math over fbgemm fp16 weights, every
+    linear packed (qkv, o, up, down per layer; the LM head), the tied embedding plain."""
+    from furiosa_integrations.backends.torch.packed_linear import fp16_packing_available
+
+    decoder = chat_engine.native.decoder  # type: ignore[attr-defined]
+    model = decoder.model
     weights = [w for layer in model.layers for w in (layer.qkv, layer.o, layer.up, layer.down)]
-    packed = [w for w in [*weights, model.lm_head] if w.is_mkldnn]
-    assert len(packed) == 4 * len(model.layers) + 1  # qkv, o, up, down per layer; LM head
-    assert not model.embed.is_mkldnn  # the tied embedding table stays a plain tensor
+    weights.append(model.lm_head)
+    if fp16_packing_available():
+        assert decoder.weights_dtype == torch.float16 and decoder.dtype == torch.float32
+        assert not any(isinstance(w, torch.Tensor) for w in weights)
+    else:
+        assert all(w.is_mkldnn for w in weights)
+    assert isinstance(model.embed, torch.Tensor) and not model.embed.is_mkldnn
+
+
+@pytest.mark.models
+def test_explicit_float32_keeps_fp32_weights_with_close_logits() -> None:
+    """``dtype="float32"`` keeps fp32 weights (oneDNN-packed); the default's fp16 weights
+    give logits within a small distance of them and the same next token."""
+    from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
+    from furiosa_integrations.backends.torch.device import pick_fp16_weights
+    from furiosa_integrations.backends.torch.loader import read_config
+    from furiosa_integrations.models.resolve import resolve_model
+    from furiosa_integrations.models.tokenizer import load_tokenizer
+
+    cpu = torch.device("cpu")
+    assert not pick_fp16_weights(cpu, "float32") and not pick_fp16_weights(cpu, "bfloat16")
+    if not pick_fp16_weights(cpu, None):
+        pytest.skip("fbgemm's fp16 kernels need an x86 CPU with AVX2")
+    path = resolve_model(None, "generate").path
+    config = read_config(path)
+    exact = load_decoder(path, config, cpu, torch.float32, 256)
+    light = load_decoder(path, config, cpu, torch.float32, 256, fp16_weights=True)
+    assert exact.weights_dtype == torch.float32 and light.weights_dtype == torch.float16
+    assert exact.model.lm_head.is_mkldnn  # type: ignore[attr-defined]
+    ids = load_tokenizer(path).encode("The capital of France is")
+    logits = []
+    for decoder in (exact, light):
+        decoder.cache.ensure(1, 64)
+        logits.append(decoder.prefill(torch.tensor(ids), [PrefillSegment(0, 0, len(ids), 0)])[0])
+    assert (logits[0] - logits[1]).abs().max().item() < 0.05 * logits[0].abs().max().item()
+    assert int(logits[0].argmax()) == int(logits[1].argmax())

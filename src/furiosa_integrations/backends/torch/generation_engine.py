@@ -35,7 +35,7 @@ from ...errors import (
 )
 from ..loop_sink import LoopSink, deliver_all, loop_sink
 from .decoders import PrefillSegment, load_decoder
-from .device import pick_dtype, prepare_device
+from .device import pick_dtype, pick_fp16_weights, prepare_device
 from .engine_thread import EngineThread
 from .finished_cache import FinishedSequence, FinishedSequenceCache
 from .grammar import GrammarConstraints
@@ -72,7 +72,18 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         config = read_config(path)
         limit = int(config.get("max_position_embeddings", 4096))
         self.max_model_len = min(max_model_len or limit, limit)
-        self.decoder = load_decoder(path, config, self.device, self.dtype, self.max_model_len)
+        fp16_weights = pick_fp16_weights(self.device, dtype)
+        self.decoder = load_decoder(
+            path, config, self.device, self.dtype, self.max_model_len, fp16_weights
+        )
+        logger.info(
+            "%s on %s: %s math, %s weights%s",
+            path.name,
+            self.device,
+            self.dtype,
+            self.decoder.weights_dtype,
+            " (fbgemm; dtype='float32' keeps fp32 weights)" if fp16_weights else "",
+        )
         self.vocab_size = self.decoder.vocab_size
         self.eos_token_ids = eos_token_ids(path, config)
         self.max_num_seqs = max_num_seqs

@@ -53,6 +53,11 @@ class Decoder(Protocol):
     def vocab_size(self) -> int: ...
 
     @property
+    def weights_dtype(self) -> torch.dtype:
+        """How its linear weights are stored (fp16 under fp32 math on the CPU by default)."""
+        ...
+
+    @property
     def cache(self) -> DecoderCache: ...
 
     def prefill(self, tokens: torch.Tensor, segments: list[PrefillSegment]) -> torch.Tensor:

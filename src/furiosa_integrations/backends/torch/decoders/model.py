@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from ..packed_linear import Weight
+
 # "rms": Llama's RMSNorm (normalised in fp32, scaled after the cast back);
 # "rms_fp32": scaled in fp32 before the cast (Gemma with its 1 + w folded in, OLMo 2);
 # "layer": LayerNorm with a bias (GPT-2, GPT-NeoX).
@@ -27,10 +29,11 @@ class Norm:
 
 @dataclass
 class LayerWeights:
-    qkv: torch.Tensor  # q, k and v stacked: one GEMM instead of three
-    o: torch.Tensor
-    up: torch.Tensor  # gate and up stacked for gated MLPs; the up projection otherwise
-    down: torch.Tensor
+    # Linear weights: read as tensors, packed for the CPU kernels when the decoder loads.
+    qkv: Weight  # q, k and v stacked: one GEMM instead of three
+    o: Weight
+    up: Weight  # gate and up stacked for gated MLPs; the up projection otherwise
+    down: Weight
     attn_norm: Norm | None  # before attention (None: OLMo 2 normalises outputs only)
     mlp_norm: Norm | None  # before the MLP
     attn_out_norm: Norm | None = None  # on the attention output (Gemma 2/3, OLMo 2)
@@ -63,7 +66,7 @@ class DecoderModel:
     head_dim: int
     vocab_size: int
     embed: torch.Tensor
-    lm_head: torch.Tensor
+    lm_head: Weight
     final_norm: Norm
     layers: list[LayerWeights]
     norm_kind: NormKind = "rms"

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..kv_cache import SlotKVCache
 from ..layers import activation, rms_norm, rms_norm_fp32, soft_cap
-from ..packed_linear import linear, pack, packing_available
+from ..packed_linear import Weight, linear, pack, pack_fp16, packing_available
 from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .model import DecoderModel, LayerWeights, Norm
@@ -34,7 +34,12 @@ class NativeDecoder:
     native = True
 
     def __init__(
-        self, model: DecoderModel, device: torch.device, dtype: torch.dtype, max_len: int
+        self,
+        model: DecoderModel,
+        device: torch.device,
+        dtype: torch.dtype,
+        max_len: int,
+        fp16_weights: bool = False,
     ) -> None:
         self.model = model
         self.family = model.family
@@ -46,11 +51,19 @@ class NativeDecoder:
         self.cache = SlotKVCache(
             len(model.layers), model.num_kv_heads, model.head_dim, dtype, device, max_len
         )
-        if packing_available(device, dtype):  # packed weights replace the plain ones
+        # Packed weights replace the plain ones; fp16 ones (fp32 math) when asked for.
+        packer: Callable[[torch.Tensor], Weight] | None = None
+        if fp16_weights and dtype == torch.float32:
+            packer = pack_fp16
+        elif packing_available(device, dtype):
+            packer = pack
+        self.weights_dtype = torch.float16 if packer is pack_fp16 else dtype
+        if packer is not None:
             for layer in model.layers:
-                layer.qkv, layer.o = pack(layer.qkv), pack(layer.o)
-                layer.up, layer.down = pack(layer.up), pack(layer.down)
-            model.lm_head = pack(model.lm_head)  # a tied head's embedding table stays plain
+                layer.qkv, layer.o = packer(_plain(layer.qkv)), packer(_plain(layer.o))
+                layer.up, layer.down = packer(_plain(layer.up)), packer(_plain(layer.down))
+            # a tied head's embedding table stays plain
+            model.lm_head = packer(_plain(model.lm_head))
 
     # ---- the forward, shared by every family ----
 
@@ -150,3 +163,8 @@ class NativeDecoder:
         hidden = self._hidden(tokens, positions, attend)
         last = torch.tensor([s.start + s.length - 1 for s in segments], device=self.device)
         return self._logits(hidden[last])
+
+
+def _plain(weight: Weight) -> torch.Tensor:
+    assert isinstance(weight, torch.Tensor), "a decoder's weights are packed once"
+    return weight
