@@ -11,6 +11,8 @@ import torch.nn.functional as F
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Llama's RMSNorm: normalised in fp32, scaled in the input's dtype (as transformers does)."""
     dtype = x.dtype
+    if dtype == torch.float32 and weight.dtype == torch.float32:
+        return F.rms_norm(x, x.shape[-1:], weight, eps)  # the same sums, one fused op
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     return weight * x32.to(dtype)
@@ -19,6 +21,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 def rms_norm_fp32(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm scaled in fp32 before the cast back (Gemma's ``1 + w``, OLMo 2); ``weight``
     is kept in fp32 so the product is the one transformers computes."""
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, x.shape[-1:], weight, eps)
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     return (x32 * weight).to(x.dtype)
@@ -27,11 +31,6 @@ def rms_norm_fp32(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Te
 def soft_cap(x: torch.Tensor, cap: float) -> torch.Tensor:
     """Gemma's tanh soft-capping: values squashed smoothly into ``(-cap, cap)``."""
     return torch.tanh(x / cap) * cap
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,8 @@ def attention(
     scale: float | None,
     softcap: float | None,
 ) -> torch.Tensor:
-    """``q`` ``[B, H, T, D]`` over ``k``/``v`` ``[B, KV, S, D]``; ``mask`` (bool, True = may
-    attend) ``None`` means causal with ``T == S``."""
+    """``q`` ``[B, H, T, D]`` over ``k``/``v`` ``[B, KV, S, D]``; ``mask`` is additive (0 where
+    a query may attend, -inf elsewhere: see ``additive``), ``None`` means causal, ``T == S``."""
     if softcap is None:
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, enable_gqa=True
@@ -38,9 +38,17 @@ def attention(
     scores = torch.matmul(q, k.transpose(-1, -2)) * (scale or q.shape[-1] ** -0.5)
     scores = soft_cap(scores, softcap)
     if mask is None:
-        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
-    scores = scores.masked_fill(~mask, float("-inf"))
+        causal = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        mask = additive(causal, scores.dtype)
+    scores = scores + mask
     return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype), v)
+
+
+def additive(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool visibility mask in SDPA's additive form, built once per step: handed a bool
+    mask, SDPA converts it inside every layer's call (two extra ops per layer)."""
+    mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
+    return mask.masked_fill_(~visible, float("-inf"))
 
 
 def _visible(rows: torch.Tensor, low: int, end: int, window: int | None) -> torch.Tensor:
@@ -74,7 +82,7 @@ class DecodeAttention:
         self.views: dict[int | None, tuple[int, torch.Tensor]] = {}
         for window in windows:
             low = 0 if window is None else max(0, first - window + 1)
-            mask = _visible(positions, low, self.span, window)
+            mask = additive(_visible(positions, low, self.span, window), cache.dtype)
             self.views[window] = (low, mask[:, None, None, :])  # [B, 1, 1, S]
 
     def __call__(
@@ -114,7 +122,8 @@ class PrefillAttention:
                 if s.position == 0 and (window is None or window >= s.length):
                     views[window] = (0, None)  # plain causal over the new tokens
                 else:
-                    views[window] = (low, _visible(rows, low, end, window)[None, None])
+                    mask = additive(_visible(rows, low, end, window), cache.dtype)
+                    views[window] = (low, mask[None, None])
             self.views.append(views)
 
     def __call__(

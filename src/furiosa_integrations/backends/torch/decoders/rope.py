@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from ..layers import rotate_half
 from .model import Rotary
 
 
@@ -46,19 +45,25 @@ def rotary(
 def cos_sin(
     table: Rotary, positions: torch.Tensor, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin for ``positions``, shaped ``[T, 1, rotary_dim]`` to broadcast over heads."""
+    """cos and signed sin for ``positions``, shaped ``[T, 1, rotary_dim]`` to broadcast
+    over heads. The sin's first half is negated: rotating half of ``x`` is then
+    ``roll(x) * sin`` (one roll, no slices, negation or concatenation per layer)."""
     freqs = positions[:, None].float() * table.inv_freq[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = freqs.cos(), freqs.sin()
     if table.attention_scaling != 1.0:
         cos, sin = cos * table.attention_scaling, sin * table.attention_scaling
+    cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
     return cos.to(dtype).unsqueeze(1), sin.to(dtype).unsqueeze(1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the leading ``rotary_dim`` dims of ``x`` ``[T, H, D]``; the rest pass through."""
+    """Rotate the leading ``rotary_dim`` dims of ``x`` ``[T, H, D]``; the rest pass through.
+
+    transformers' ``x * cos + rotate_half(x) * sin`` (to a rounding: one fused multiply-add):
+    ``rotate_half(x)`` is ``roll(x)`` with its first half negated, a sign ``cos_sin`` puts
+    in the sin."""
     dim = cos.shape[-1]
     if dim == x.shape[-1]:
-        return x * cos + rotate_half(x) * sin
+        return torch.addcmul(x * cos, x.roll(dim // 2, -1), sin)
     rot, rest = x[..., :dim], x[..., dim:]
-    return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
+    return torch.cat((torch.addcmul(rot * cos, rot.roll(dim // 2, -1), sin), rest), dim=-1)

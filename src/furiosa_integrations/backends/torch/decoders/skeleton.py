@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..kv_cache import SlotKVCache
 from ..layers import activation, rms_norm, rms_norm_fp32, soft_cap
-from ..packed_linear import Weight, linear, pack, pack_fp16, packing_available
+from ..packed_linear import Weight, linear, pack, pack_all, pack_fp16, packing_available
 from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .model import DecoderModel, LayerWeights, Norm
@@ -59,11 +59,12 @@ class NativeDecoder:
             packer = pack
         self.weights_dtype = torch.float16 if packer is pack_fp16 else dtype
         if packer is not None:
-            for layer in model.layers:
-                layer.qkv, layer.o = packer(_plain(layer.qkv)), packer(_plain(layer.o))
-                layer.up, layer.down = packer(_plain(layer.up)), packer(_plain(layer.down))
-            # a tied head's embedding table stays plain
-            model.lm_head = packer(_plain(model.lm_head))
+            plain = [(layer.qkv, layer.o, layer.up, layer.down) for layer in model.layers]
+            weights = [_plain(w) for four in plain for w in four] + [_plain(model.lm_head)]
+            packed = pack_all(weights, packer)
+            for i, layer in enumerate(model.layers):
+                layer.qkv, layer.o, layer.up, layer.down = packed[4 * i : 4 * i + 4]
+            model.lm_head = packed[-1]  # a tied head's embedding table stays plain
 
     # ---- the forward, shared by every family ----
 
