@@ -57,9 +57,6 @@ def _worker_main(
     conn: Connection, factory: str, kwargs: dict[str, Any], env: dict[str, str]
 ) -> None:
     os.environ.update(env)
-    # The driver keeps our package from setting its OpenMP policy in the driver (its env is
-    # inherited); each contender's process starts as a user's would.
-    os.environ.pop("FURIOSA_KEEP_OMP_WAIT_POLICY", None)
     threads = env.get("BENCH_TORCH_THREADS")
     try:
         if threads:
@@ -195,8 +192,8 @@ class Settings:
     quick: bool = False
     repeats: int = 3
     threads: int | None = None  # torch threads in every worker; None keeps torch's default
-    # OMP_WAIT_POLICY forced on every process, ours and the peers' alike; "" leaves each
-    # as its libraries make it (our package asks for PASSIVE, see openmp_env).
+    # OMP_WAIT_POLICY forced on every process, ours and the peers' alike; "" leaves libgomp's
+    # default.
     omp_wait_policy: str = ""
     only: list[str] = field(default_factory=list)
 
@@ -214,13 +211,8 @@ class Settings:
 
 
 def prepare_driver(settings: Settings) -> None:
-    """Set the driver's environment, before anything imports our package.
-
-    Workers inherit it; the driver resolves model paths with our package, whose import
-    would otherwise set its OpenMP policy here and so in every peer's process too.
-    """
+    """Set the driver's environment (workers inherit it)."""
     os.environ.update(settings.env())
-    os.environ["FURIOSA_KEEP_OMP_WAIT_POLICY"] = "1"
 
 
 def log(message: str) -> None:

@@ -2,8 +2,7 @@
 
 Everything loads from the directories ``resolve_model`` gives our engine (the converted
 SmolLM2 and the bundled MiniLM), fp32 on CPU, with the Hub offline. The driver resolves
-the directories and hands them to the peers' processes, which never import our package
-(so nothing it sets at import, such as its OpenMP wait policy, reaches a peer).
+the directories and hands them to the peers' processes, which never import our package.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def main() -> None:
         "--omp-wait-policy",
         default="",
         help="force OMP_WAIT_POLICY (PASSIVE or ACTIVE) on every process, ours and the "
-        "peers'; by default each process keeps what its libraries choose",
+        "peers'; by default libgomp's own",
     )
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}"
@@ -72,7 +72,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{describe_cpu()}, torch {torch.__version__}, threads "
         f"{settings.threads or torch.get_num_threads()}, "
-        f"OMP_WAIT_POLICY={settings.omp_wait_policy or 'as each library sets it'}, "
+        f"OMP_WAIT_POLICY={settings.omp_wait_policy or 'libgomp default'}, "
         f"repeats {settings.repeats}, "
         f"took {minutes:.1f} min. Each contender runs in its own process (peak RSS is that "
         "process's), after a warm-up, alternating with the others. Ratios > 1 mean ours is "

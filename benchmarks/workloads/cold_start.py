@@ -63,7 +63,6 @@ def run(settings: Settings) -> list[Row]:
     from ..peers import chat_model_dir
 
     env = {**os.environ, **settings.env()}
-    env.pop("FURIOSA_KEEP_OMP_WAIT_POLICY", None)  # each probe starts as a user's process
     if settings.threads:
         env["OMP_NUM_THREADS"] = str(settings.threads)
     ours_code = _PROBE.format(**_OURS)

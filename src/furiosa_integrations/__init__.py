@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openmp_env import prefer_passive_wait
-
-prefer_passive_wait()  # before anything loads torch; see openmp_env
-
 __version__ = "0.1.0"
 
 _LANGCHAIN = ("FuriosaChat", "FuriosaLLM", "FuriosaEmbeddings", "FuriosaRerank")

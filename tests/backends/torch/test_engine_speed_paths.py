@@ -1,12 +1,9 @@
 """The torch engine's fast paths keep its behaviour: same-step prefix sharing, the greedy
-sampler shortcut, batched delivery to event loops, and the OpenMP wait-policy hook."""
+sampler shortcut, batched delivery to event loops, and packed (oneDNN, fbgemm fp16) linears."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -80,27 +77,6 @@ async def test_deliver_all_batches_per_loop_and_reports_closed_loops() -> None:
     assert deliver_all([(live, 1), (dead, 2), (live, 3)]) == [True, False, True]
     await asyncio.sleep(0.01)
     assert got == [1, 3]  # in order, and nothing from the closed loop
-
-
-def test_package_import_prefers_passive_openmp_wait() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env.pop("FURIOSA_KEEP_OMP_WAIT_POLICY", None)
-    probe = "import os, furiosa_integrations; print(os.environ.get('OMP_WAIT_POLICY'))"
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "PASSIVE"
-    # A user's own setting wins, and so does torch having been loaded first.
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-        capture_output=True,
-        text=True,
-    )
-    assert out.stdout.strip() == "ACTIVE"
-    first_torch = "import torch, os, furiosa_integrations; print(os.environ.get('OMP_WAIT_POLICY'))"
-    out = subprocess.run(
-        [sys.executable, "-c", first_torch], env=env, capture_output=True, text=True
-    )
-    assert out.stdout.strip() == "None"
 
 
 def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:

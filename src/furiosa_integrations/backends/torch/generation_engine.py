@@ -36,7 +36,7 @@ from ...errors import (
 from ..loop_sink import LoopSink, deliver_all, loop_sink
 from .decoders import PrefillSegment, load_decoder
 from .device import pick_dtype, pick_fp16_weights, prepare_device
-from .engine_thread import EngineThread
+from .engine_thread import EngineThread, run_on_compute_thread
 from .finished_cache import FinishedSequence, FinishedSequenceCache
 from .grammar import GrammarConstraints
 from .loader import eos_token_ids, read_config
@@ -66,15 +66,18 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         constraint_factory: ConstraintFactory | None = None,
     ) -> None:
         super().__init__(name="furiosa-torch-generate")
-        self.device = prepare_device(device, num_threads)
+        self.device = run_on_compute_thread(lambda: prepare_device(device, num_threads))
         self.dtype = pick_dtype(self.device, dtype)
         self.model_path = path = Path(model_path)
         config = read_config(path)
         limit = int(config.get("max_position_embeddings", 4096))
         self.max_model_len = min(max_model_len or limit, limit)
-        fp16_weights = pick_fp16_weights(self.device, dtype)
-        self.decoder = load_decoder(
-            path, config, self.device, self.dtype, self.max_model_len, fp16_weights
+        # The fp16 probe runs a kernel: on the compute thread too.
+        fp16_weights = run_on_compute_thread(lambda: pick_fp16_weights(self.device, dtype))
+        self.decoder = run_on_compute_thread(
+            lambda: load_decoder(
+                path, config, self.device, self.dtype, self.max_model_len, fp16_weights
+            )
         )
         logger.info(
             "%s on %s: %s math, %s weights%s",

@@ -34,7 +34,7 @@ from ...errors import DuplicateRequestIdError, EngineError, UnsupportedTaskError
 from ..loop_sink import loop_sink
 from .device import pick_encoder_dtype, prepare_device
 from .encoder import Encoder, load_encoder
-from .engine_thread import EngineThread
+from .engine_thread import EngineThread, run_on_compute_thread
 from .loader import pooling_mode, read_config, sentence_max_length, tokenizer_max_length
 from .score_head import Scorer, load_scorer
 
@@ -69,17 +69,21 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         if task not in ("embed", "score"):
             raise UnsupportedTaskError(f"The pooling engine serves embed and score, not {task!r}")
         self.task: Task = task
-        self.device = prepare_device(device, num_threads)
+        self.device = run_on_compute_thread(lambda: prepare_device(device, num_threads))
         self.dtype = pick_encoder_dtype(self.device, dtype)
         self.model_path = path = Path(model_path)
         config = read_config(path)
         self.encoder: Encoder | None = None
         self.scorer: Scorer | None = None
         if task == "score":
-            self.scorer = load_scorer(path, config, self.device, self.dtype)
+            self.scorer = run_on_compute_thread(
+                lambda: load_scorer(path, config, self.device, self.dtype)
+            )
             limit = self.scorer.max_positions
         else:
-            self.encoder = load_encoder(path, config, self.device, self.dtype)
+            self.encoder = run_on_compute_thread(
+                lambda: load_encoder(path, config, self.device, self.dtype)
+            )
             limit = self.encoder.max_positions
         trained = sentence_max_length(path) or tokenizer_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)

@@ -1,0 +1,103 @@
+"""Every torch engine loads and steps on the one shared compute thread (one OpenMP team in
+the process); a crashing engine dies alone; the thread ends with its last engine."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from furiosa_integrations.backends.torch import generation_engine
+from furiosa_integrations.backends.torch.engine_thread import ComputeThread
+from furiosa_integrations.backends.torch.generation_engine import TorchGenerationEngine
+from furiosa_integrations.engine import AsyncEngine, SamplingParams
+from furiosa_integrations.errors import EngineDeadError
+from furiosa_integrations.models.tokenizer import load_tokenizer
+from tests.backends.torch import tiny_models
+
+pytestmark = pytest.mark.models
+
+GREEDY = SamplingParams(max_tokens=4, temperature=0, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build("llama", tmp_path_factory.mktemp("llama"))
+
+
+def _engine(path: Path) -> AsyncEngine:
+    return AsyncEngine(TorchGenerationEngine(path), load_tokenizer(path), "tiny")
+
+
+async def test_engines_load_and_step_on_one_compute_thread(
+    tiny: Path, embed_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded_on: list[str] = []
+    real = generation_engine.load_decoder
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        loaded_on.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation_engine, "load_decoder", recording)
+    engine = _engine(tiny)
+    try:
+        native: Any = engine.native
+        assert loaded_on == ["furiosa-torch"]  # not the caller's thread
+        assert native._compute is embed_engine.native._compute  # type: ignore[attr-defined]
+        assert native._compute is ComputeThread.shared()
+        # Both engines busy at once, interleaved on that thread: both answer.
+        text, vectors = await asyncio.gather(
+            engine.generate([5, 6, 7], params=GREEDY),
+            embed_engine.embed(["a first sentence", "and a second one"]),
+        )
+        assert len(text.outputs[0].token_ids) == 4 and len(vectors) == 2
+    finally:
+        engine.shutdown()
+
+
+async def test_a_crashing_engine_dies_alone(
+    tiny: Path, chat_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(tiny)
+    try:
+
+        def broken_admit() -> Any:
+            raise SystemError("scheduler bug")
+
+        monkeypatch.setattr(engine.native, "_admit", broken_admit)
+        with pytest.raises(EngineDeadError, match="scheduler bug"):
+            await asyncio.wait_for(engine.generate([5, 6], params=GREEDY), timeout=30)
+        assert not engine.is_alive()
+        other = await chat_engine.generate([5, 6, 7], params=GREEDY)
+        assert len(other.outputs[0].token_ids) == 4 and chat_engine.is_alive()
+    finally:
+        engine.shutdown()
+
+
+def test_the_compute_thread_ends_with_its_last_engine(tiny: Path) -> None:
+    """In a fresh process: after its only engine shuts down, no compute thread is left
+    (nor its OpenMP team); a new engine gets a new thread and serves."""
+    code = (
+        "import threading, sys\n"
+        "from furiosa_integrations.backends.torch.generation_engine import TorchGenerationEngine\n"
+        "def alive():\n"
+        "    return [t for t in threading.enumerate() if t.name == 'furiosa-torch']\n"
+        "first = TorchGenerationEngine(sys.argv[1])\n"
+        "assert len(alive()) == 1\n"
+        "first.shutdown()\n"
+        "assert alive() == [], alive()\n"
+        "second = TorchGenerationEngine(sys.argv[1])\n"
+        "assert second.is_alive() and len(alive()) == 1\n"
+        "second.shutdown()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
