@@ -16,6 +16,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Collected adapters free their engines at once here (one process runs hundreds of tests,
+# each engine kept 300 s would pile up); tests/test_lifecycle.py covers the keep-alive.
+os.environ.setdefault("FURIOSA_KEEP_ALIVE", "0")
 
 from furiosa_integrations.engine import AsyncEngine, get_engine
 

@@ -5,6 +5,7 @@ last adapter to let go frees it (both frameworks sharing one engine); an engine 
 from __future__ import annotations
 
 import gc
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,25 @@ def test_garbage_collected_adapters_let_go(cross_encoder_dir: Path) -> None:
     engine = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True).engine
     gc.collect()  # the adapter is gone, and with it its lease
     assert engine is not None and not engine.is_alive()
+
+
+def test_collected_adapters_keep_their_engine_a_while(
+    cross_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adapter dropped without ``close()`` keeps its engine for ``KEEP_ALIVE_S``: the
+    next adapter for the same model within it reuses the loaded engine; then it is freed."""
+    monkeypatch.setattr(composition, "KEEP_ALIVE_S", 3.0)
+    engine = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True).engine
+    gc.collect()
+    assert engine is not None and _loaded(engine)
+    again = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True)
+    assert again.engine is engine  # no second load
+    del again
+    gc.collect()
+    deadline = time.monotonic() + 20
+    while engine.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not engine.is_alive() and not _loaded(engine)
 
 
 def test_engines_handed_out_or_passed_in_stay_up(

@@ -21,11 +21,13 @@ def furiosa_chat(prefix_caching: bool) -> Runner:
     from furiosa_integrations import FuriosaChat
     from furiosa_integrations.engine import get_engine
 
-    # The first get_engine builds the process's shared engine; FuriosaChat then uses it.
-    native: Any = get_engine(None, enable_prefix_caching=prefix_caching).native
+    # Handed to every FuriosaChat: the option is the engine's, and FuriosaChat() alone
+    # would get the default engine (prefix caching on) on both sides.
+    engine = get_engine(None, enable_prefix_caching=prefix_caching)
+    native: Any = engine.native
 
     def run(case: dict[str, Any]) -> dict[str, float]:
-        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], ignore_eos=True)
+        chat = FuriosaChat(temperature=0, max_tokens=case["tokens"], ignore_eos=True, engine=engine)
         before = native.num_prefill_tokens
         asyncio.run(chat.abatch(rag_messages(case["n"], case["context"])))  # type: ignore[arg-type]
         return {"prefill_tokens": float(native.num_prefill_tokens - before)}

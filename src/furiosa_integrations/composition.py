@@ -12,6 +12,10 @@ Engines are shared: one per model, task, backend, device, dtype and options in a
 loaded on first use and shut down at exit (or by ``clear_engines``). Adapters take a
 lease on theirs (``lease_engine``) and release it on ``close()``: the last lease let go
 shuts the engine down, unless ``get_engine`` handed it out too (that caller keeps it).
+An adapter that is garbage-collected instead of closed lets go after ``KEEP_ALIVE_S``,
+as Ollama keeps a model loaded after its last request: code that builds a chat model per
+call (``FuriosaChat(max_tokens=n).invoke(...)`` in a function) reuses the loaded engine
+instead of loading the model for every call.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ _lock = threading.RLock()
 _engines: dict[tuple[Any, ...], AsyncEngine] = {}
 _leases: dict[tuple[Any, ...], int] = {}  # adapters' leases per engine
 _pinned: set[tuple[Any, ...]] = set()  # handed out by get_engine: kept until clear_engines
+
+# Seconds an engine stays loaded after its last adapter was garbage-collected (not closed).
+KEEP_ALIVE_S = float(os.environ.get("FURIOSA_KEEP_ALIVE", "300"))
 
 
 def default_model_name(task: Task) -> str:
@@ -143,9 +150,10 @@ class EngineLease:
         self.engine = engine
         self.released = False
 
-    def release(self) -> None:
+    def release(self, collected: bool = False) -> None:
         """Let go; the last lease of an engine that ``get_engine`` never handed out shuts
-        it down and forgets it, so the next user loads it anew."""
+        it down and forgets it, so the next user loads it anew: at once on ``close()``,
+        ``KEEP_ALIVE_S`` later when the adapter was ``collected`` (unless leased again)."""
         with _lock:
             if self.released:
                 return
@@ -157,8 +165,22 @@ class EngineLease:
             _leases.pop(self.key, None)
             if self.key in _pinned or _engines.get(self.key) is not self.engine:
                 return
+            if collected and KEEP_ALIVE_S > 0:
+                timer = threading.Timer(KEEP_ALIVE_S, _expire, (self.key, self.engine))
+                timer.daemon = True
+                timer.start()
+                return
             del _engines[self.key]
         self.engine.shutdown()
+
+
+def _expire(key: tuple[Any, ...], engine: AsyncEngine) -> None:
+    """A collected adapter's keep-alive is over: free the engine if nobody leased it since."""
+    with _lock:
+        if _leases.get(key) or key in _pinned or _engines.get(key) is not engine:
+            return
+        del _engines[key]
+    engine.shutdown()
 
 
 def lease_engine(model: str | os.PathLike[str] | None = None, **choice: Any) -> EngineLease:

@@ -125,7 +125,7 @@ class EngineChoice(BaseModel):
         if lease is not None and not lease.released and lease.engine.is_alive():
             return lease.engine
         if not self._leases:  # the first lease: let go of them all when collected
-            weakref.finalize(self, _release_all, self._leases)
+            weakref.finalize(self, _release_all, self._leases, True)
         lease = lease_engine(
             model,
             task=self._task,
@@ -160,9 +160,9 @@ class EngineChoice(BaseModel):
         return self.model or self.served_model_name or default_model_name(self._task)
 
 
-def _release_all(leases: dict[str | None, EngineLease]) -> None:
+def _release_all(leases: dict[str | None, EngineLease], collected: bool = False) -> None:
     for lease in list(leases.values()):
-        lease.release()
+        lease.release(collected)
     leases.clear()
 
 
