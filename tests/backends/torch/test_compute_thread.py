@@ -101,3 +101,22 @@ def test_the_compute_thread_ends_with_its_last_engine(tiny: Path) -> None:
         [sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+async def test_shutdown_from_inside_a_step_waits_for_the_step(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown that runs on the compute thread mid-step (an adapter's finalizer collected
+    there) takes effect after that step: the step finishes, then its requests fail."""
+    engine = _engine(tiny)
+    native: Any = engine.native
+    real = native._decode
+
+    def decode_then_stop(batch: Any) -> None:
+        native.shutdown()
+        real(batch)
+
+    monkeypatch.setattr(native, "_decode", decode_then_stop)
+    with pytest.raises(EngineDeadError, match="shut down"):
+        await asyncio.wait_for(engine.generate([5, 6], params=GREEDY), timeout=30)
+    assert not engine.is_alive()

@@ -71,6 +71,12 @@ class ComputeThread:
             return ComputeThread.shared().call(fn, timeout)
         return future.result(timeout)  # type: ignore[return-value]
 
+    def post(self, fn: Callable[[], object]) -> None:
+        """``fn()`` on this thread after the step in progress, without waiting for it."""
+        with self._cond:
+            self._calls.append((fn, Future()))
+            self._cond.notify()
+
     def add(self, engine: EngineThread) -> ComputeThread:
         """Run ``engine``'s steps here (or on the next thread, if this one is ending)."""
         with self._cond:
@@ -103,16 +109,18 @@ class ComputeThread:
                     self._cond.wait(timeout=1.0)
                 calls = list(self._calls)
                 self._calls.clear()
-                busy = self._busy()
-                if not calls and not busy and self._exiting:
+                if not calls and not self._busy() and self._exiting:
                     return
             for fn, future in calls:
                 try:
                     future.set_result(fn())
                 except BaseException as exc:  # the caller re-raises it
                     future.set_exception(exc)
-            for engine in busy:
-                engine._run_step()
+            with self._cond:  # after the calls: an engine may have left
+                engines = list(self._engines)
+            for engine in engines:
+                if engine.has_work():
+                    engine._run_step()
 
     def _busy(self) -> list[EngineThread]:
         return [e for e in self._engines if e.has_work()]
@@ -170,9 +178,17 @@ class EngineThread:
             return
         self._stopping = True
         error = EngineDeadError("The engine was shut down with this request in flight")
-        if compute.is_alive():
+        if not compute.is_alive():
+            return
+        if compute.is_current():  # a finalizer inside some step: leave once it is over
+            compute.post(lambda: self._leave(error))
+            return
+        try:
             compute.call(lambda: self._leave(error), timeout)
-            compute.join(timeout)
+        except TimeoutError:
+            logger.warning("engine %s: a step outlasted shutdown's %.0f s", self.name, timeout)
+            return
+        compute.join(timeout)
 
     def _leave(self, error: BaseException) -> None:
         assert self._compute is not None
