@@ -54,10 +54,12 @@ def test_collected_adapters_keep_their_engine_a_while(
     engine = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True).engine
     gc.collect()
     assert engine is not None and _loaded(engine)
-    again = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True)
-    assert again.engine is engine  # no second load
-    del again
-    gc.collect()
+    for _ in range(5):  # an adapter per call: one engine, and one pending keep-alive timer
+        again = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True)
+        assert again.engine is engine  # no second load
+        del again
+        gc.collect()
+    assert len(composition._expiries) == 1
     deadline = time.monotonic() + 20
     while engine.is_alive() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -54,6 +54,7 @@ _pinned: set[tuple[Any, ...]] = set()  # handed out by get_engine: kept until cl
 
 # Seconds an engine stays loaded after its last adapter was garbage-collected (not closed).
 KEEP_ALIVE_S = float(os.environ.get("FURIOSA_KEEP_ALIVE", "300"))
+_expiries: dict[tuple[Any, ...], threading.Timer] = {}  # one pending keep-alive per engine
 
 
 def default_model_name(task: Task) -> str:
@@ -166,8 +167,10 @@ class EngineLease:
             if self.key in _pinned or _engines.get(self.key) is not self.engine:
                 return
             if collected and KEEP_ALIVE_S > 0:
+                _cancel_expiry(self.key)
                 timer = threading.Timer(KEEP_ALIVE_S, _expire, (self.key, self.engine))
                 timer.daemon = True
+                _expiries[self.key] = timer
                 timer.start()
                 return
             del _engines[self.key]
@@ -177,10 +180,19 @@ class EngineLease:
 def _expire(key: tuple[Any, ...], engine: AsyncEngine) -> None:
     """A collected adapter's keep-alive is over: free the engine if nobody leased it since."""
     with _lock:
+        _expiries.pop(key, None)
         if _leases.get(key) or key in _pinned or _engines.get(key) is not engine:
             return
         del _engines[key]
     engine.shutdown()
+
+
+def _cancel_expiry(key: tuple[Any, ...]) -> None:
+    """Under ``_lock``: the engine is leased again (or freed): its keep-alive timer goes,
+    so building and dropping adapters in a loop keeps one timer thread, not one per call."""
+    timer = _expiries.pop(key, None)
+    if timer is not None:
+        timer.cancel()
 
 
 def lease_engine(model: str | os.PathLike[str] | None = None, **choice: Any) -> EngineLease:
@@ -189,6 +201,7 @@ def lease_engine(model: str | os.PathLike[str] | None = None, **choice: Any) -> 
     with _lock:  # one step: no other lease's release can free the engine in between
         key, engine = _shared_engine(model, **choice)
         _leases[key] = _leases.get(key, 0) + 1
+        _cancel_expiry(key)
     return EngineLease(key, engine)
 
 
@@ -307,6 +320,8 @@ def clear_engines() -> None:
         _engines.clear()
         _leases.clear()
         _pinned.clear()
+        for key in list(_expiries):
+            _cancel_expiry(key)
     for engine in engines:
         engine.shutdown()
 
