@@ -326,9 +326,10 @@ def clear_engines() -> None:
         engine.shutdown()
 
 
-# Stop the engine threads before the interpreter tears down: a daemon thread still inside
-# a torch kernel while C++ runtimes unload can abort the process ("terminate called without
-# an active exception", exit status 134), which happened here after a big embedding batch.
+# Stop the engines (and with the last, the torch compute thread) before the interpreter
+# tears down: a daemon thread still inside a torch kernel while C++ runtimes unload can
+# abort the process ("terminate called without an active exception", exit status 134),
+# which happened here after a big embedding batch.
 atexit.register(clear_engines)
 
 

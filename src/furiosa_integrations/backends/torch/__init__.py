@@ -13,7 +13,7 @@ from ...errors import UnknownOptionError
 def create_torch_engine(
     model_path: str | Path, task: Task, device: str | None = None, **options: Any
 ) -> NativeEngine:
-    """Load the model at ``model_path`` and start its engine thread.
+    """Load the model at ``model_path`` and start its engine (on the shared compute thread).
 
     ``options`` are the engine's keyword arguments (``max_model_len``, ``max_num_seqs``,
     ``dtype``, ...); one it does not take raises ``UnknownOptionError``.

@@ -216,7 +216,7 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait)
         return SequenceState(request_id, list(prompt_token_ids), max_tokens, state, sink)
 
-    # ---- engine thread ----
+    # ---- on the compute thread (engine_thread.ComputeThread) ----
 
     def has_work(self) -> bool:
         return bool(self._inbox or self._aborted or self._waiting or self._running)

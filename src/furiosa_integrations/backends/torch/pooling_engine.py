@@ -173,7 +173,7 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
     def shutdown(self) -> None:
         self.stop()
 
-    # ---- engine thread ----
+    # ---- on the compute thread (engine_thread.ComputeThread) ----
 
     def has_work(self) -> bool:
         return bool(self._jobs)
