@@ -46,19 +46,26 @@ def pick_fp16_weights(device: torch.device, dtype: str | torch.dtype | None) -> 
 
 
 def pick_encoder_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
-    """The encoder's matmul dtype: bf16 on CUDA and on CPUs with AMX, else fp32.
+    """The encoder's matmul dtype: bf16 on CUDA and on CPUs with native bf16 math (AMX or
+    AVX512-BF16), else fp32.
 
-    AMX runs bf16 matmuls ~2.5x faster than fp32 (all-MiniLM-L6-v2, measured here);
-    the encoder keeps LayerNorms and residuals in fp32, so vectors stay within ~1e-4
-    cosine of the fp32 ones. RNGD computes in bf16 too. ``dtype="float32"`` keeps exact.
+    AMX runs bf16 matmuls ~2.5x faster than fp32 (all-MiniLM-L6-v2), AVX512-BF16 (Zen 4)
+    1.75x; the encoder keeps LayerNorms and residuals in fp32, so vectors stay within 1e-4
+    cosine of the fp32 ones (at most 4.9e-5 over 300 chunks of 20-200 words, measured on
+    Zen 4). RNGD computes in bf16 too. ``dtype="float32"`` keeps exact.
     """
     if dtype in (None, "auto"):
-        if device.type == "cuda" or (device.type == "cpu" and _cpu_has_amx_bf16()):
+        if device.type == "cuda" or (device.type == "cpu" and _cpu_has_native_bf16()):
             return torch.bfloat16
         return torch.float32
     return pick_dtype(device, dtype)
 
 
-def _cpu_has_amx_bf16() -> bool:
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent in some builds
-    return bool(probe and probe() and torch.backends.mkldnn.is_available())
+def _cpu_has_native_bf16() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        probe = getattr(torch.cpu, name, None)  # private: absent in some builds
+        if probe is not None and probe():
+            return True
+    return False
