@@ -20,7 +20,8 @@ PEER = "ChatHuggingFace.batch"
 CEILING = "transformers static generate"
 
 
-def furiosa_chat() -> Runner:
+def furiosa_chat(**options: Any) -> Runner:
+    """FuriosaChat.abatch, greedy, EOS ignored; ``options`` go to FuriosaChat (``dtype``)."""
     from furiosa_integrations import FuriosaChat
 
     # One chat model per length, kept for the worker's life: a dropped adapter's lease
@@ -30,7 +31,9 @@ def furiosa_chat() -> Runner:
     def run(case: dict[str, Any]) -> dict[str, float]:
         tokens = case["tokens"]
         if tokens not in chats:
-            chats[tokens] = FuriosaChat(temperature=0, max_tokens=tokens, ignore_eos=True)
+            chats[tokens] = FuriosaChat(
+                temperature=0, max_tokens=tokens, ignore_eos=True, **options
+            )
         asyncio.run(chats[tokens].abatch(chat_messages(case["n"])))  # type: ignore[arg-type]
         return {}
 

@@ -15,7 +15,6 @@ installs them, from a cached wheel after the first ~20-minute build).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
@@ -27,6 +26,7 @@ OURS_FP32 = "FuriosaChat dtype=float32"
 OURS_BF16 = "FuriosaChat dtype=bfloat16"
 LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
 CHAT_LLAMA_CPP = "ChatLlamaCpp"
+CHAT_RUNNER = "benchmarks.workloads.chat_throughput:furiosa_chat"  # one adapter per length
 
 
 def gguf_path() -> str:
@@ -38,27 +38,6 @@ def gguf_path() -> str:
 
 def _threads() -> int:
     return len(os.sched_getaffinity(0))
-
-
-def furiosa_chat(dtype: str | None) -> Runner:
-    from furiosa_integrations import FuriosaChat
-
-    options = {} if dtype is None else {"dtype": dtype}
-
-    # One chat model per length, kept for the worker's life: a dropped adapter's lease
-    # lets its engine go, and the next case would time a model load (the peers load once).
-    chats: dict[int, Any] = {}
-
-    def run(case: dict[str, Any]) -> dict[str, float]:
-        tokens = case["tokens"]
-        if tokens not in chats:
-            chats[tokens] = FuriosaChat(
-                temperature=0, max_tokens=tokens, ignore_eos=True, **options
-            )
-        asyncio.run(chats[tokens].abatch(chat_messages(case["n"])))  # type: ignore[arg-type]
-        return {}
-
-    return run
 
 
 def llama_cpp_direct(path: str) -> Runner:
@@ -107,9 +86,9 @@ def run(settings: Settings) -> list[Row]:
         (concurrent, {"n": 16, "tokens": 64}, Metric("rate", "tok/s", work=16 * 64)),
     ]
     contenders = [
-        Contender(OURS, f"{__name__}:furiosa_chat", {"dtype": None}),
-        Contender(OURS_FP32, f"{__name__}:furiosa_chat", {"dtype": "float32"}),
-        Contender(OURS_BF16, f"{__name__}:furiosa_chat", {"dtype": "bfloat16"}),
+        Contender(OURS, CHAT_RUNNER),
+        Contender(OURS_FP32, CHAT_RUNNER, {"dtype": "float32"}),
+        Contender(OURS_BF16, CHAT_RUNNER, {"dtype": "bfloat16"}),
         Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
         Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
     ]

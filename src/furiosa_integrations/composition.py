@@ -164,21 +164,19 @@ class EngineLease:
                 _leases[self.key] = left
                 return
             _leases.pop(self.key, None)
-            if self.key in _pinned or _engines.get(self.key) is not self.engine:
-                return
             if collected and KEEP_ALIVE_S > 0:
                 _cancel_expiry(self.key)
-                timer = threading.Timer(KEEP_ALIVE_S, _expire, (self.key, self.engine))
+                timer = threading.Timer(KEEP_ALIVE_S, _free, (self.key, self.engine))
                 timer.daemon = True
                 _expiries[self.key] = timer
                 timer.start()
                 return
-            del _engines[self.key]
-        self.engine.shutdown()
+        _free(self.key, self.engine)
 
 
-def _expire(key: tuple[Any, ...], engine: AsyncEngine) -> None:
-    """A collected adapter's keep-alive is over: free the engine if nobody leased it since."""
+def _free(key: tuple[Any, ...], engine: AsyncEngine) -> None:
+    """Shut ``engine`` down and forget it, unless it was leased again, is pinned by
+    ``get_engine``, or is no longer the shared one for ``key``."""
     with _lock:
         _expiries.pop(key, None)
         if _leases.get(key) or key in _pinned or _engines.get(key) is not engine:

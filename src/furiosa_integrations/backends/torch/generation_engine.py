@@ -34,7 +34,7 @@ from ...errors import (
     UnsupportedTaskError,
 )
 from ..loop_sink import LoopSink, deliver_all, loop_sink
-from .decoders import PrefillSegment, load_decoder
+from .decoders import Decoder, PrefillSegment, load_decoder
 from .device import pick_dtype, pick_fp16_weights, prepare_device
 from .engine_thread import EngineThread, run_on_compute_thread
 from .finished_cache import FinishedSequence, FinishedSequenceCache
@@ -66,26 +66,26 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         constraint_factory: ConstraintFactory | None = None,
     ) -> None:
         super().__init__(name="furiosa-torch-generate")
-        self.device = run_on_compute_thread(lambda: prepare_device(device, num_threads))
-        self.dtype = pick_dtype(self.device, dtype)
         self.model_path = path = Path(model_path)
         config = read_config(path)
         limit = int(config.get("max_position_embeddings", 4096))
         self.max_model_len = min(max_model_len or limit, limit)
-        # The fp16 probe runs a kernel: on the compute thread too.
-        fp16_weights = run_on_compute_thread(lambda: pick_fp16_weights(self.device, dtype))
-        self.decoder = run_on_compute_thread(
-            lambda: load_decoder(
+
+        def load() -> Decoder:  # every torch call on the compute thread (engine_thread: why)
+            self.device = prepare_device(device, num_threads)
+            self.dtype = pick_dtype(self.device, dtype)
+            fp16_weights = pick_fp16_weights(self.device, dtype)
+            return load_decoder(
                 path, config, self.device, self.dtype, self.max_model_len, fp16_weights
             )
-        )
+
+        self.decoder = run_on_compute_thread(load)
         logger.info(
-            "%s on %s: %s math, %s weights%s",
+            "%s on %s: %s math, %s weights (dtype='float32' keeps fp32 weights)",
             path.name,
             self.device,
             self.dtype,
             self.decoder.weights_dtype,
-            " (fbgemm; dtype='float32' keeps fp32 weights)" if fp16_weights else "",
         )
         self.vocab_size = self.decoder.vocab_size
         self.eos_token_ids = eos_token_ids(path, config)

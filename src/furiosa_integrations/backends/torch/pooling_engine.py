@@ -69,22 +69,21 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         if task not in ("embed", "score"):
             raise UnsupportedTaskError(f"The pooling engine serves embed and score, not {task!r}")
         self.task: Task = task
-        self.device = run_on_compute_thread(lambda: prepare_device(device, num_threads))
-        self.dtype = pick_encoder_dtype(self.device, dtype)
         self.model_path = path = Path(model_path)
         config = read_config(path)
         self.encoder: Encoder | None = None
         self.scorer: Scorer | None = None
-        if task == "score":
-            self.scorer = run_on_compute_thread(
-                lambda: load_scorer(path, config, self.device, self.dtype)
-            )
-            limit = self.scorer.max_positions
-        else:
-            self.encoder = run_on_compute_thread(
-                lambda: load_encoder(path, config, self.device, self.dtype)
-            )
-            limit = self.encoder.max_positions
+
+        def load() -> int:  # every torch call on the compute thread (engine_thread: why)
+            self.device = prepare_device(device, num_threads)
+            self.dtype = pick_encoder_dtype(self.device, dtype)
+            if task == "score":
+                self.scorer = load_scorer(path, config, self.device, self.dtype)
+                return self.scorer.max_positions
+            self.encoder = load_encoder(path, config, self.device, self.dtype)
+            return self.encoder.max_positions
+
+        limit = run_on_compute_thread(load)
         trained = sentence_max_length(path) or tokenizer_max_length(path) or limit
         self.max_model_len = min(max_model_len or trained, limit)
         self.pooling = pooling_mode(path)
