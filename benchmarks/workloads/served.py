@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..harness import Contender, Metric, Row, Runner, Settings, compare, log
-from ..inputs import chat_messages
+from ..harness import Contender, Metric, Row, Runner, Settings, compare
+from ..servers import IGNORE_EOS, run_chats, served_name, serving, vllm_available, vllm_server
 
 OURS = "FuriosaChat(base_url)"
 PEER = "ChatOpenAI(base_url)"
@@ -75,8 +75,7 @@ def _runner(chat: Any, ignore_eos: dict[str, Any]) -> Runner:
     def run(case: dict[str, Any]) -> dict[str, float]:
         n, tokens = case["n"], case["tokens"]
         if case["kind"] == "chat":
-            model = chat.bind(max_tokens=tokens, **ignore_eos)
-            loop.run_until_complete(model.abatch(chat_messages(n)))
+            run_chats(chat, loop, case, ignore_eos)
             return {}
         bound = chat.bind_tools([tool], tool_choice="auto", parallel_tool_calls=False)
         bound = bound.bind(max_tokens=tokens)
@@ -96,28 +95,19 @@ def ours(base_url: str) -> Runner:
 
 
 def chat_openai(base_url: str, model: str) -> Runner:
-    from langchain_openai import ChatOpenAI
+    from ..servers import chat_openai as build
 
-    chat = ChatOpenAI(base_url=base_url, api_key="none", model=model, temperature=0, max_retries=0)  # type: ignore[arg-type]
     # ignore_eos is vLLM's and furiosa-llm's own request field: equal work on both sides.
-    return _runner(chat, {"extra_body": {"ignore_eos": True}})
+    return _runner(build(base_url, model), IGNORE_EOS)
 
 
 def _servers(logs: Path) -> list[Any]:
-    from tests.backends.remote.servers import VLLM_PYTHON, FuriosaServer, VllmServer
-
-    from ..peers import chat_model_dir
+    from tests.backends.remote.servers import FuriosaServer
 
     servers: list[Any] = [FuriosaServer("furiosa-llm", logs, extra=TOOL_FLAGS)]
-    if VLLM_PYTHON.exists():
-        servers.append(VllmServer("vllm", logs, Path(chat_model_dir()), extra=TOOL_FLAGS))
+    if vllm_available():
+        servers.append(vllm_server(logs, extra=TOOL_FLAGS))
     return servers
-
-
-def _served_name(server: Any) -> str:
-    import httpx
-
-    return str(httpx.get(server.base_url + "/models", timeout=10).json()["data"][0]["id"])
 
 
 def run(settings: Settings) -> list[Row]:
@@ -125,12 +115,8 @@ def run(settings: Settings) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-served-") as logs:
         for server in _servers(Path(logs)):
-            log(f"served: starting {server.name} (log {server.log_path})")
-            server.start()
-            try:
+            with serving(server):
                 rows += _compare(server, n, tokens, settings)
-            finally:
-                server.stop()
     return rows
 
 
@@ -143,7 +129,7 @@ def _compare(server: Any, n: int, tokens: int, settings: Settings) -> list[Row]:
         Contender(
             f"{PEER} {where}",
             f"{__name__}:chat_openai",
-            {"base_url": server.base_url, "model": _served_name(server)},
+            {"base_url": server.base_url, "model": served_name(server)},
         ),
     ]
     chat = {"kind": "chat", "n": n, "tokens": tokens}

@@ -9,16 +9,28 @@ controls. Greedy, EOS ignored, so each
 request makes exactly the tokens asked for. llama-cpp-python serves one sequence at a
 time, so the concurrent case runs its requests one after another, as ChatLlamaCpp does.
 
-Needs ``llama-cpp-python`` and ``langchain-community`` (``scripts/bench.sh --llama-cpp``
-installs them, from a cached wheel after the first ~20-minute build).
+When ``.venv-vllm`` exists (``bash scripts/bench.sh --vllm`` builds it), vLLM on CPU runs
+in the same run too: its OpenAI server on 127.0.0.1 (``benchmarks/servers.py``: eager,
+fp32, ``VLLM_CPU_OMP_THREADS_BIND`` left to vLLM's auto) over the converted directory our
+engine loads, started before the contenders and stopped after them, reached through
+LangChain's ``ChatOpenAI`` (``abatch``: the 16 requests go at once and vLLM batches them;
+greedy, ``max_tokens``, ``ignore_eos`` in ``extra_body``). It is the peer of the issue's
+"16 concurrent chats x 64 tokens >= 1.5x vLLM CPU". Without the venv, or if the server does
+not start, the workload runs without it and logs why.
+
+Needs ``llama-cpp-python`` and ``langchain-community`` (``scripts/bench.sh`` installs them,
+from a cached wheel after the first ~20-minute build).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare
+from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare, log
 from ..inputs import chat_messages
 
 OURS = "FuriosaChat (defaults)"
@@ -27,6 +39,7 @@ OURS_BF16 = "FuriosaChat dtype=bfloat16"
 LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
 CHAT_LLAMA_CPP = "ChatLlamaCpp"
 CHAT_RUNNER = "benchmarks.workloads.chat_throughput:furiosa_chat"  # one adapter per length
+VLLM_RUNNER = "benchmarks.servers:chat_openai_chats"  # ChatOpenAI.abatch, EOS ignored
 
 
 def gguf_path() -> str:
@@ -77,6 +90,27 @@ def chat_llama_cpp(path: str) -> Runner:
     return run
 
 
+def _vllm(stack: ExitStack) -> Contender | None:
+    """vLLM CPU's contender, its server started (and stopped with ``stack``); None
+    without ``.venv-vllm`` or when the server does not start."""
+    from ..servers import served_name, serving, vllm_available, vllm_server, vllm_version
+
+    if not vllm_available():
+        log("single user: no .venv-vllm (bash scripts/bench.sh --vllm): vLLM CPU not in this run")
+        return None
+    with ExitStack() as own:  # stopped at once on a failure, else handed to ``stack``
+        try:
+            logs = own.enter_context(tempfile.TemporaryDirectory(prefix="bench-single-user-"))
+            server = own.enter_context(serving(vllm_server(Path(logs))))
+            name = f"vLLM CPU {vllm_version(server)} (OpenAI server)"
+            kwargs = {"base_url": server.base_url, "model": served_name(server)}
+        except Exception as exc:  # llama.cpp's figures must not depend on it
+            log(f"single user: vLLM CPU not in this run, its server failed: {exc}")
+            return None
+        stack.enter_context(own.pop_all())
+    return Contender(name, VLLM_RUNNER, kwargs)
+
+
 def run(settings: Settings) -> list[Row]:
     path = gguf_path()
     one = 64 if settings.quick else 128
@@ -92,13 +126,20 @@ def run(settings: Settings) -> list[Row]:
         Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
         Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
     ]
-    rows = compare(
-        "single user",
-        contenders,
-        cases,
-        settings,
-        targets={(OURS, single): 1.0},  # the baseline is the last contender: llama.cpp
-        warmup={"n": 1, "tokens": 8},
-        repeats=2 if settings.quick else None,
-    )
-    return rows + also_against(rows, OURS, CHAT_LLAMA_CPP, {concurrent: 4.0})
+    with ExitStack() as stack:  # the vLLM server, if any, lives as long as the comparison
+        vllm = _vllm(stack)
+        if vllm is not None:
+            contenders.insert(-2, vllm)  # llama.cpp stays last: the baseline
+        rows = compare(
+            "single user",
+            contenders,
+            cases,
+            settings,
+            targets={(OURS, single): 1.0},  # the baseline is the last contender: llama.cpp
+            warmup={"n": 1, "tokens": 8},
+            repeats=2 if settings.quick else None,
+        )
+    extra = also_against(rows, OURS, CHAT_LLAMA_CPP, {concurrent: 4.0})
+    if vllm is not None:
+        extra += also_against(rows, OURS, vllm.name, {concurrent: 1.5})
+    return rows + extra
