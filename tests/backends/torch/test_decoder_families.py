@@ -2,7 +2,8 @@
 
 For each family (tiny_models.FAMILIES): its logits match transformers' within 1e-4 in
 fp32 through packed prefill, a prefill that continues a copied prefix, and batched decode
-at mixed positions; eight prompts of different lengths run together through the engine
+at mixed positions; the scripted layers (TorchScript) give bit-identical logits to the same
+code run eagerly; eight prompts of different lengths run together through the engine
 (continuous batching, prefix sharing) give exactly the greedy tokens transformers'
 ``generate`` gives each alone; and a JSON schema still constrains its output.
 """
@@ -22,6 +23,7 @@ from furiosa_integrations.backends.torch.loader import read_config
 from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
 from furiosa_integrations.models.tokenizer import load_tokenizer
 from tests.backends.torch import tiny_models
+from tests.backends.torch.decoder_checks import assert_scripted_equals_eager
 from tests.engine_checks import wait_idle
 
 pytestmark = pytest.mark.models  # every test here loads a model
@@ -85,6 +87,15 @@ def test_logits_match_transformers(tiny: Tiny) -> None:
         for row, sequence in zip(step, sequences, strict=True):
             assert (row - tiny.last_logits(sequence)).abs().max().item() < TOLERANCE
         nxt = [int(row.argmax()) for row in step]
+
+
+def test_scripted_layers_equal_eager_bit_for_bit(tiny: Tiny) -> None:
+    """On CPU the layers run as TorchScript: the same kernels in the same order as the
+    eager code, so prefill and batched decode logits are identical, not just close."""
+    decoder = load_decoder(
+        tiny.path, read_config(tiny.path), torch.device("cpu"), torch.float32, 256
+    )
+    assert_scripted_equals_eager(decoder, tiny_models.prompts_of_many_lengths(seed=2)[:3])
 
 
 async def test_batched_greedy_equals_transformers_generate(tiny: Tiny, engine: AsyncEngine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -33,26 +34,28 @@ def soft_cap(x: torch.Tensor, cap: float) -> torch.Tensor:
     return torch.tanh(x / cap) * cap
 
 
-def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh")
-
-
 # transformers' ``hidden_act`` names for the activations our forwards support.
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "silu": F.silu,
-    "swish": F.silu,
-    "gelu": F.gelu,
-    "gelu_new": _gelu_tanh,
-    "gelu_pytorch_tanh": _gelu_tanh,
-    "relu": F.relu,
-}
+ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+
+
+def apply_activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    """``hidden_act`` ``name`` applied to ``x`` (TorchScript compiles this: no callables)."""
+    if name == "silu" or name == "swish":
+        return F.silu(x)
+    if name == "gelu":
+        return F.gelu(x)
+    if name == "gelu_new" or name == "gelu_pytorch_tanh":
+        return F.gelu(x, approximate="tanh")
+    if name == "relu":
+        return F.relu(x)
+    raise ValueError("unsupported activation " + name)
 
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
+    """The activation as a callable; an unsupported name is refused here, at load."""
+    if name not in ACTIVATIONS:
         raise ValueError(
             f"hidden_act={name!r} is not supported by the torch engine "
             f"(supported: {', '.join(ACTIVATIONS)})"
-        ) from None
+        )
+    return functools.partial(apply_activation, name)

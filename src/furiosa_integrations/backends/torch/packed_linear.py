@@ -91,20 +91,51 @@ def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None = None) ->
     """``F.linear``, through the packed kernel when ``weight`` came from ``pack``/``pack_fp16``."""
     if isinstance(weight, torch.Tensor) and not weight.is_mkldnn:
         return F.linear(x, weight, bias)
-    rows = x.reshape(-1, x.shape[-1]).contiguous()  # the packed ops take 2-D input
+    rows = x.reshape(-1, x.shape[-1])  # the packed ops take 2-D input
     if isinstance(weight, torch.Tensor):
-        out = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+        out = linear_dense(rows, weight, bias)
     else:
-        out = torch.ops.quantized.linear_dynamic_fp16(rows, weight)
-        if bias is not None:
-            out = out + bias
-    return out.reshape(*x.shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
+        out = linear_fp16(rows, weight, bias)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+# The two kernels ``linear`` dispatches to, written so TorchScript compiles them too (the
+# decoders' ``LayerStack`` calls them from its scripted step).
+
+
+def linear_fp16(
+    rows: torch.Tensor,
+    weight: torch.classes.quantized.LinearPackedParamsBase,  # type: ignore[name-defined]
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """2-D ``rows`` times an fbgemm-packed fp16 weight, in fp32."""
+    out = torch.ops.quantized.linear_dynamic_fp16(rows.contiguous(), weight)
+    if bias is not None:
+        out = out + bias
+    return out  # type: ignore[no-any-return]
+
+
+def linear_dense(
+    rows: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """2-D ``rows`` times a plain or oneDNN-packed weight."""
+    if not weight.is_mkldnn:
+        return F.linear(rows, weight, bias)
+    # TorchScript needs the empty list's type: the schema's Scalar?[] (eager: just []).
+    no_scalars = torch.jit.annotate(list[int | float | complex | None], [])
+    return torch.ops.mkldnn._linear_pointwise(  # type: ignore[no-any-return]
+        rows.contiguous(), weight, bias, "none", no_scalars, ""
+    )
 
 
 __all__ = [
     "Weight",
     "fp16_packing_available",
     "linear",
+    "linear_dense",
+    "linear_fp16",
     "pack",
     "pack_all",
     "pack_fp16",

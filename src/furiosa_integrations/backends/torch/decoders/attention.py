@@ -35,7 +35,8 @@ def attention(
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * (scale or q.shape[-1] ** -0.5)
+    factor = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-1, -2)) * factor
     scores = soft_cap(scores, softcap)
     if mask is None:
         causal = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
@@ -61,13 +62,16 @@ def _visible(rows: torch.Tensor, low: int, end: int, window: int | None) -> torc
 
 
 class DecodeAttention:
-    """One batched decode step: row ``b`` is slot ``b``, its new token at ``positions[b]``."""
+    """One batched decode step's view of the cache: row ``b`` is slot ``b``, its new token
+    at ``positions[b]``. The layers' loop (``LayerStack.decode``) writes each layer's K/V at
+    ``where`` and attends over columns ``lows[w]..span-1`` with ``masks[w]``, ``w`` being the
+    layer's index in ``windows``."""
 
     def __init__(
         self,
         cache: SlotKVCache,
         positions: torch.Tensor,
-        windows: set[int | None],
+        windows: list[int | None],
         softcap: float | None,
     ) -> None:
         self.cache = cache
@@ -79,23 +83,13 @@ class DecodeAttention:
         self.where = positions.view(self.batch, 1, 1, 1).expand(
             self.batch, cache.num_kv_heads, 1, cache.head_dim
         )
-        self.views: dict[int | None, tuple[int, torch.Tensor]] = {}
+        self.lows: list[int] = []
+        self.masks: list[torch.Tensor] = []
         for window in windows:
             low = 0 if window is None else max(0, first - window + 1)
             mask = additive(_visible(positions, low, self.span, window), cache.dtype)
-            self.views[window] = (low, mask[:, None, None, :])  # [B, 1, 1, S]
-
-    def __call__(
-        self, index: int, layer: LayerWeights, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> torch.Tensor:
-        cache, batch = self.cache, self.batch
-        cache.keys[index, :batch].scatter_(2, self.where, k.unsqueeze(2))
-        cache.values[index, :batch].scatter_(2, self.where, v.unsqueeze(2))
-        low, mask = self.views[layer.window]
-        keys = cache.keys[index, :batch, :, low : self.span]
-        values = cache.values[index, :batch, :, low : self.span]
-        out = attention(q.unsqueeze(2), keys, values, mask, layer.scale, self.softcap)
-        return out.reshape(batch, -1)
+            self.lows.append(low)
+            self.masks.append(mask[:, None, None, :])  # [B, 1, 1, S]
 
 
 class PrefillAttention:

@@ -1,0 +1,32 @@
+"""Checks on a loaded decoder that more than one test module makes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from furiosa_integrations.backends.torch.decoders import PrefillSegment
+from furiosa_integrations.backends.torch.decoders.layer_stack import LayerStack
+
+
+def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None:
+    """``decoder``'s scripted layers and the same layers run eagerly (same weights): equal
+    logits through a packed prefill of ``prompts`` and three batched decode steps."""
+    scripted = decoder.stack
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    results = []
+    for stack in (scripted, LayerStack(decoder.model, decoder.windows)):
+        decoder.stack = stack
+        decoder.cache.ensure(len(prompts), 64)
+        starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
+        segments = [PrefillSegment(i, starts[i], len(p), 0) for i, p in enumerate(prompts)]
+        steps = [decoder.prefill(torch.tensor([t for p in prompts for t in p]), segments)]
+        positions = torch.tensor([len(p) for p in prompts])
+        for _ in range(3):
+            steps.append(decoder.decode(steps[-1].argmax(-1), positions))
+            positions = positions + 1
+        results.append(steps)
+    decoder.stack = scripted
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
