@@ -11,8 +11,9 @@ from furiosa_integrations.backends.torch.decoders.layer_stack import LayerStack
 
 
 def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None:
-    """``decoder``'s scripted layers and the same layers run eagerly (same weights): equal
-    logits through a packed prefill of ``prompts`` and three batched decode steps."""
+    """``decoder``'s scripted decode steps and the same layers run eagerly (same weights):
+    equal logits through three batched decode steps after a packed prefill of ``prompts``
+    (prefill runs the layers eagerly either way)."""
     scripted = decoder.stack
     assert isinstance(scripted, torch.jit.ScriptModule)
     results = []

@@ -7,7 +7,8 @@ runs every layer in TorchScript's interpreter, the same kernels in the same orde
 (bit-identical results: TorchScript fuses no CPU ops), 1.5x faster for SmolLM2-135M at
 one row. torch.compile cannot take this step: it breaks its graph on the packed weights
 (opaque objects). The code is plain Python as well, and runs as such where it is not
-scripted (CUDA, or a torch whose TorchScript refuses it).
+scripted (CUDA, or a torch whose TorchScript refuses it) and for prefill, whose many-row
+linears leave little to save.
 
 Per layer, weights sit in flat lists (TorchScript needs one type per list): linear
 ``4 * layer + QKV|OUT|UP|DOWN`` (the LM head last), norm ``6 * layer + ATTN|MLP|...``.
