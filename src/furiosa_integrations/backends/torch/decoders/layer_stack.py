@@ -34,6 +34,10 @@ Packed = torch.classes.quantized.LinearPackedParamsBase  # fbgemm's packed fp16 
 
 
 class LayerStack(torch.nn.Module):
+    """A decoder's layers: ``attention_inputs`` and ``layer_output`` are one layer's two
+    halves around attention, ``decode`` is every layer of a batched decode step, ``logits``
+    the final norm and LM head. Weights are shared with the ``DecoderModel``, not copied."""
+
     # Offsets in a layer's run of linears and of norms (TorchScript constants).
     QKV: Final[int] = 0
     OUT: Final[int] = 1
@@ -79,15 +83,24 @@ class LayerStack(torch.nn.Module):
         self.final_softcap = model.final_softcap
         self.fp16, self.dense, self.biases = [], [], []
         self.norm_weights, self.norm_biases = [], []
-        for w in model.layers:
-            for weight, bias in ((w.qkv, w.qkv_bias), (w.o, w.o_bias)):
+        for w in model.layers:  # in the order of the offsets above
+            linears = [
+                (w.qkv, w.qkv_bias),
+                (w.o, w.o_bias),
+                (w.up, w.up_bias),
+                (w.down, w.down_bias),
+            ]
+            for weight, bias in linears:
                 self._add_linear(weight, bias)
-            for weight, bias in ((w.up, w.up_bias), (w.down, w.down_bias)):
-                self._add_linear(weight, bias)
-            for norm in (w.attn_norm, w.mlp_norm, w.attn_out_norm, w.mlp_out_norm):
+            for norm in (
+                w.attn_norm,
+                w.mlp_norm,
+                w.attn_out_norm,
+                w.mlp_out_norm,
+                w.q_norm,
+                w.k_norm,
+            ):
                 self._add_norm(norm)
-            self._add_norm(w.q_norm)
-            self._add_norm(w.k_norm)
         self._add_linear(model.lm_head, model.lm_head_bias)
         self._add_norm(model.final_norm)
         self.window_index = [windows.index(w.window) for w in model.layers]
