@@ -151,3 +151,27 @@ def test_gemma3_config_from_older_transformers(tmp_path: Path) -> None:
     logits = decoder.prefill(torch.tensor(prompt), [PrefillSegment(0, 0, len(prompt), 0)])
     expected = Tiny("gemma3_text", path).last_logits(prompt)
     assert (logits[0] - expected).abs().max().item() < TOLERANCE
+
+
+def test_a_refused_script_runs_the_same_layers_eagerly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should TorchScript refuse the layers, the decoder says so and runs them eagerly,
+    with the logits transformers gives."""
+
+    def refuse(module: Any) -> Any:
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    path = tiny_models.build("llama", tmp_path)
+    with caplog.at_level("WARNING"):
+        decoder = load_decoder(path, read_config(path), torch.device("cpu"), torch.float32, 64)
+    assert "running it eagerly" in caplog.text and "no TorchScript here" in caplog.text
+    assert not isinstance(decoder.stack, torch.jit.ScriptModule)  # type: ignore[attr-defined]
+    prompt = tiny_models.prompts_of_many_lengths()[0]
+    decoder.cache.ensure(1, 64)
+    logits = decoder.prefill(torch.tensor(prompt[:-1]), [PrefillSegment(0, 0, len(prompt) - 1, 0)])
+    step = decoder.decode(torch.tensor(prompt[-1:]), torch.tensor([len(prompt) - 1]))
+    expected = Tiny("llama", path)
+    assert (logits[0] - expected.last_logits(prompt[:-1])).abs().max().item() < TOLERANCE
+    assert (step[0] - expected.last_logits(prompt)).abs().max().item() < TOLERANCE
