@@ -4,7 +4,9 @@ stream, furiosa-llm's AsyncLLMEngine and LLMEngine, and both frameworks' adapter
 Each case ends a request early (break, ``aclose``, task cancellation, ``abort``) and at
 once, with nothing awaited in between, starts a new request with the same id. (A ``break``
 out of a framework's own *async* stream is the framework's async generator, which asyncio
-closes on its next loop turn; ``aclose`` and cancellation are immediate. LlamaIndex's
+closes on its next loop turn; ``aclose`` and cancellation are immediate: a task cancelled
+while it awaits the stream. One cancelled while it awaits something else between chunks has
+dropped the stream, as a ``break`` does. LlamaIndex's
 callback wrapper around ``astream_chat`` does not close the stream it wraps when it is
 closed itself: there, cancellation is immediate and ``aclose`` waits for the collector.)
 """
@@ -145,9 +147,9 @@ async def test_langchain_async_streams(chat_engine: AsyncEngine) -> None:
     await stream.aclose()
     await chat.ainvoke("Hi", request_id="lc-close", **short)
 
-    async def consume() -> None:
+    async def consume() -> None:  # awaits only the stream: the cancel lands inside it
         async for _ in chat.astream("Tell me a story.", request_id="lc-cancel"):
-            await asyncio.sleep(0)
+            pass
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.3)
@@ -162,9 +164,9 @@ async def test_llama_index_async_stream(chat_engine: AsyncEngine) -> None:
     llm = FuriosaLLM(temperature=0, max_tokens=64, ignore_eos=True)
     ask = [ChatMessage(role="user", content="Tell me a story.")]
 
-    async def consume() -> None:
+    async def consume() -> None:  # awaits only the stream: the cancel lands inside it
         async for _ in await llm.astream_chat(ask, request_id="li-cancel"):
-            await asyncio.sleep(0)
+            pass
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.3)
