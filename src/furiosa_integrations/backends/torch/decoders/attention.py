@@ -72,12 +72,10 @@ class DecodeAttention:
         cache: SlotKVCache,
         positions: torch.Tensor,
         windows: list[int | None],
-        softcap: float | None,
     ) -> None:
         self.cache = cache
         self.batch = positions.shape[0]
         self.span = int(positions.max().item()) + 1
-        self.softcap = softcap
         first = int(positions.min().item())
         # scatter_ along the position axis writes one K/V per row in place (index_put is slow).
         self.where = positions.view(self.batch, 1, 1, 1).expand(
