@@ -5,6 +5,7 @@ last adapter to let go frees it (both frameworks sharing one engine); an engine 
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,28 @@ def test_garbage_collected_adapters_let_go(cross_encoder_dir: Path) -> None:
     engine = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True).engine
     gc.collect()  # the adapter is gone, and with it its lease
     assert engine is not None and not engine.is_alive()
+
+
+def test_a_collected_adapter_lets_go_without_waiting_for_the_lock(
+    cross_encoder_dir: Path,
+) -> None:
+    """A collected adapter's finalizer may run on the compute thread in the middle of a
+    model load that ``lease_engine`` waits for under the composition lock (a deadlock the
+    clean-clone CI hit once): its release must not wait for that lock, and the engine is
+    still freed once the lock is free."""
+    adapter = FuriosaRerank(model=str(cross_encoder_dir), validate_model_on_init=True)
+    engine = adapter.engine
+    (lease,) = adapter._leases.values()
+    with composition._lock:  # as a lease_engine loading a model holds it
+        finalizer = threading.Thread(target=lease.release, kwargs={"collected": True})
+        finalizer.start()
+        finalizer.join(10)
+        assert not finalizer.is_alive()  # returned without the lock
+        assert engine is not None and engine.is_alive()
+    deadline = time.monotonic() + 10
+    while engine.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not engine.is_alive() and not _loaded(engine)
 
 
 def test_collected_adapters_keep_their_engine_a_while(

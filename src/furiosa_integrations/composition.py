@@ -155,23 +155,48 @@ class EngineLease:
         """Let go; the last lease of an engine that ``get_engine`` never handed out shuts
         it down and forgets it, so the next user loads it anew: at once on ``close()``,
         ``KEEP_ALIVE_S`` later when the adapter was ``collected`` (unless leased again)."""
+        if not collected:
+            self._let_go(collected)
+            return
+        # A collected adapter's finalizer runs wherever the GC does: on the compute thread
+        # too, in the middle of a model load that a ``lease_engine`` holding ``_lock`` waits
+        # for. Waiting for ``_lock`` there would deadlock: let go from a thread of its own.
+        if not _lock.acquire(blocking=False):
+            threading.Thread(
+                target=self._let_go, args=(collected,), name="furiosa-release", daemon=True
+            ).start()
+            return
+        try:
+            free = self._drop(collected)
+        finally:
+            _lock.release()
+        if free:
+            _free(self.key, self.engine)
+
+    def _let_go(self, collected: bool) -> None:
         with _lock:
-            if self.released:
-                return
-            self.released = True
-            left = _leases.get(self.key, 1) - 1
-            if left > 0:
-                _leases[self.key] = left
-                return
-            _leases.pop(self.key, None)
-            if collected and KEEP_ALIVE_S > 0:
-                _cancel_expiry(self.key)
-                timer = threading.Timer(KEEP_ALIVE_S, _free, (self.key, self.engine))
-                timer.daemon = True
-                _expiries[self.key] = timer
-                timer.start()
-                return
-        _free(self.key, self.engine)
+            free = self._drop(collected)
+        if free:
+            _free(self.key, self.engine)
+
+    def _drop(self, collected: bool) -> bool:
+        """Under ``_lock``: count this lease out; True when the engine is to be freed now."""
+        if self.released:
+            return False
+        self.released = True
+        left = _leases.get(self.key, 1) - 1
+        if left > 0:
+            _leases[self.key] = left
+            return False
+        _leases.pop(self.key, None)
+        if collected and KEEP_ALIVE_S > 0:
+            _cancel_expiry(self.key)
+            timer = threading.Timer(KEEP_ALIVE_S, _free, (self.key, self.engine))
+            timer.daemon = True
+            _expiries[self.key] = timer
+            timer.start()
+            return False
+        return True
 
 
 def _free(key: tuple[Any, ...], engine: AsyncEngine) -> None:
