@@ -101,7 +101,9 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             constraint_factory = GrammarConstraints(path, self.vocab_size, self.eos_token_ids)
         self.constraint_factory = constraint_factory
 
-        self._lock = threading.Lock()
+        # Re-entrant: a dropped stream's finalizer can abort a request from inside a
+        # section holding it (the GC runs on the compute thread too).
+        self._lock = threading.RLock()
         self._requests: dict[str, SequenceState] = {}  # every id in flight, waiting or running
         self._inbox: deque[SequenceState] = deque()
         self._aborted: list[SequenceState] = []  # to stop on the engine thread

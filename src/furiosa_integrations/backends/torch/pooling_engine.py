@@ -92,7 +92,9 @@ class TorchPoolingEngine(EngineThread, NativeEngineBase):
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_padding = max_padding  # share of a batch's padded tokens that may be padding
-        self._lock = threading.Lock()
+        # Re-entrant: a dropped stream's finalizer can abort a request from inside a
+        # section holding it (the GC runs on the compute thread too).
+        self._lock = threading.RLock()
         self._jobs: deque[_Job] = deque()
         self._ids: set[str] = set()
         self.num_batches = 0
