@@ -155,29 +155,26 @@ class EngineLease:
         """Let go; the last lease of an engine that ``get_engine`` never handed out shuts
         it down and forgets it, so the next user loads it anew: at once on ``close()``,
         ``KEEP_ALIVE_S`` later when the adapter was ``collected`` (unless leased again)."""
-        if not collected:
-            self._let_go(collected)
-            return
         # A collected adapter's finalizer runs wherever the GC does: on the compute thread
         # too, in the middle of a model load that a ``lease_engine`` holding ``_lock`` waits
         # for. Waiting for ``_lock`` there would deadlock: let go from a thread of its own.
-        if not _lock.acquire(blocking=False):
+        if not self._let_go(collected, blocking=not collected):
             threading.Thread(
                 target=self._let_go, args=(collected,), name="furiosa-release", daemon=True
             ).start()
-            return
+
+    def _let_go(self, collected: bool, blocking: bool = True) -> bool:
+        """Count this lease out and free the engine if it was the last; False when
+        ``blocking`` is off and ``_lock`` is taken (nothing done)."""
+        if not _lock.acquire(blocking=blocking):
+            return False
         try:
             free = self._drop(collected)
         finally:
             _lock.release()
         if free:
             _free(self.key, self.engine)
-
-    def _let_go(self, collected: bool) -> None:
-        with _lock:
-            free = self._drop(collected)
-        if free:
-            _free(self.key, self.engine)
+        return True
 
     def _drop(self, collected: bool) -> bool:
         """Under ``_lock``: count this lease out; True when the engine is to be freed now."""
