@@ -17,6 +17,8 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+# Closes scheduled from the loop itself, held here: asyncio holds tasks only weakly.
+_closing: set[asyncio.Task[None]] = set()
 
 
 def bridge_loop() -> asyncio.AbstractEventLoop:
@@ -72,4 +74,11 @@ def iterate_sync(stream: AsyncGenerator[T, None]) -> Generator[T, None, None]:
                 return
             yield item  # type: ignore[misc]
     finally:
-        run_sync(close())
+        if threading.current_thread() is _thread:
+            # Finalized by the garbage collector on the bridge loop itself, which must not
+            # block on itself: the close runs as the loop's next task instead.
+            task = bridge_loop().create_task(close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+        else:
+            run_sync(close())

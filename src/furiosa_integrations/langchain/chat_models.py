@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, closing
 from typing import Any
 
@@ -200,7 +200,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         streaming: bool = False,
-    ) -> AsyncIterator[tuple[int, ChatGenerationChunk, Usage | None]]:
+    ) -> AsyncGenerator[tuple[int, ChatGenerationChunk, Usage | None], None]:
         engine, request = self._request(messages, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
@@ -228,10 +228,13 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for _, chunk, _ in self._aiter_chunks(messages, stop, kwargs, streaming=True):
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        # aclosing: LangChain's ``aclose`` reaches the engine request at once.
+        chunks = self._aiter_chunks(messages, stop, kwargs, streaming=True)
+        async with aclosing(chunks):
+            async for _, chunk, _ in chunks:
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
     # ---- invoke aggregates the stream ----
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
 from contextlib import ExitStack, aclosing, closing
 from typing import Any, TypeVar
 
@@ -108,7 +108,7 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
 
     async def _aiter_chunks(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
-    ) -> AsyncIterator[tuple[int, GenerationChunk, Usage | None]]:
+    ) -> AsyncGenerator[tuple[int, GenerationChunk, Usage | None], None]:
         engine, request = self._request(prompt, stop, kwargs)
         if streaming:
             check_streamable(request["params"])
@@ -135,10 +135,13 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        async for _, chunk, _ in self._aiter_chunks(prompt, stop, kwargs, streaming=True):
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        # aclosing: LangChain's ``aclose`` reaches the engine request at once.
+        chunks = self._aiter_chunks(prompt, stop, kwargs, streaming=True)
+        async with aclosing(chunks):
+            async for _, chunk, _ in chunks:
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
     # ---- generate aggregates the streams ----
 

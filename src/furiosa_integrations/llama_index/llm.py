@@ -10,6 +10,7 @@ engine; this class only maps LlamaIndex objects onto requests and back.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -139,7 +140,9 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
             return [ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt), *messages]
         return list(messages)
 
-    async def _turns(self, chunks: AsyncGenerator[GenerationChunk, None]) -> AsyncIterator[_Turn]:
+    async def _turns(
+        self, chunks: AsyncGenerator[GenerationChunk, None]
+    ) -> AsyncGenerator[_Turn, None]:
         """Accumulate engine chunks; one ``_Turn`` per chunk that adds anything."""
         turn = _Turn()
         try:
@@ -208,14 +211,18 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     async def _chat_stream(
         self, chunks: AsyncGenerator[GenerationChunk, None]
     ) -> ChatResponseAsyncGen:
-        async for turn in self._turns(chunks):
-            yield self._chat_response(turn)
+        # aclosing: closing this stream closes ``_turns`` (and so aborts the request) at
+        # once, not when asyncio finalizes the dropped generator on a later loop turn.
+        async with aclosing(self._turns(chunks)) as turns:
+            async for turn in turns:
+                yield self._chat_response(turn)
 
     async def _completion_stream(
         self, chunks: AsyncGenerator[GenerationChunk, None]
     ) -> CompletionResponseAsyncGen:
-        async for turn in self._turns(chunks):
-            yield self._completion_response(turn)
+        async with aclosing(self._turns(chunks)) as turns:
+            async for turn in turns:
+                yield self._completion_response(turn)
 
     def _completion_chunks(
         self, prompt: str, formatted: bool, options: dict[str, Any]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, Generator
+from contextlib import aclosing
 from typing import Any
 
 import llama_index.core.instrumentation as instrument
@@ -114,11 +115,12 @@ class JsonSchemaProgram(BasePydanticProgram[Model]):
         async def objects() -> AsyncGenerator[Model | FlexibleModel, None]:
             partial: Any = None
             last = None
-            async for last in stream:
-                partial = process_streaming_objects(
-                    last, self._output_cls, cur_objects=_as_list(partial), llm=self._llm
-                )
-                yield partial
+            async with aclosing(stream):
+                async for last in stream:
+                    partial = process_streaming_objects(
+                        last, self._output_cls, cur_objects=_as_list(partial), llm=self._llm
+                    )
+                    yield partial
             if last is not None:
                 yield self._parse(last)
 
