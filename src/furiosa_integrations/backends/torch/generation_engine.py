@@ -81,11 +81,11 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
 
         self.decoder = run_on_compute_thread(load)
         logger.info(
-            "%s on %s: %s math, %s weights (dtype='float32' keeps fp32 weights)",
+            "%s on %s: %s math, linear weights %s (dtype='float32' keeps fp32 weights)",
             path.name,
             self.device,
             self.dtype,
-            self.decoder.weights_dtype,
+            self.decoder.weights,
         )
         self.vocab_size = self.decoder.vocab_size
         self.eos_token_ids = eos_token_ids(path, config)

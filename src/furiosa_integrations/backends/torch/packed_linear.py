@@ -1,6 +1,6 @@
 """Linear layers through CPU kernels that read a weight packed once at load.
 
-Two packings, each replacing the plain weight (no second copy), dispatched by ``linear``:
+Three packings, each replacing the plain weight (no second copy), dispatched by ``linear``:
 
 - oneDNN's layout for fp32/bf16 weights (``pack``). torch's default CPU GEMM (MKL) is
   slow on some CPUs at the few rows of a decode step and at an encoder batch's rows too.
@@ -13,6 +13,9 @@ Two packings, each replacing the plain weight (no second copy), dispatched by ``
   bytes is most of the step: SmolLM2-135M decodes 1.9x faster at one row than with
   oneDNN fp32 (same greedy tokens on the prompts tried). Its rows are computed
   independently: a row's result is bit-identical at 1 row and at 16.
+- opt-in (``FURIOSA_GGUF_WEIGHTS=1``), GGUF's own 4- and 8-bit groups for a model that came
+  as GGUF (``gguf_groups``, ``kernels.grouped_linear``): the exact weights it was given,
+  a quarter to a half of fp16's bytes, multiplied as llama.cpp does.
 """
 
 from __future__ import annotations
@@ -25,23 +28,39 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-# A layer's weight as ``linear`` takes it: plain, oneDNN-packed (an opaque mkldnn tensor)
-# or fbgemm-packed fp16 (a ScriptObject).
-Weight = torch.Tensor | torch.ScriptObject
+from .gguf_groups import find_groups
+from .kernels.grouped_linear import (
+    GroupedWeight,
+    grouped_linear,
+    weight_format,
+)
+
+# A layer's weight as ``linear`` takes it: plain, oneDNN-packed (an opaque mkldnn tensor),
+# fbgemm-packed fp16 (a ScriptObject) or GGUF's groups.
+Weight = torch.Tensor | torch.ScriptObject | GroupedWeight
 
 _PACK_FOR_ROWS = 16  # the oneDNN layout's row hint: as fast as 1 at one row, 1.8x faster at 16
 _FP16_MAX = 65504.0
 
 
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
+    return device.type == "cpu" and dtype in (torch.float32, torch.bfloat16) and _packs(dtype)
+
+
+@functools.cache
+def _packs(dtype: torch.dtype) -> bool:
+    """oneDNN packs ``dtype`` weights on this CPU (bf16 needs AVX512-BF16 or AVX-NE-CONVERT:
+    an AVX2-only CPU refuses at packing time)."""
     ops = getattr(torch.ops, "mkldnn", None)
-    return (
-        device.type == "cpu"
-        and dtype in (torch.float32, torch.bfloat16)
-        and torch.backends.mkldnn.is_available()
-        and ops is not None
-        and hasattr(ops, "_linear_pointwise")
-    )
+    if not torch.backends.mkldnn.is_available() or ops is None:
+        return False
+    if not hasattr(ops, "_linear_pointwise"):
+        return False
+    try:
+        pack(torch.ones(8, 8, dtype=dtype))
+    except RuntimeError:
+        return False
+    return True
 
 
 @functools.cache
@@ -68,10 +87,35 @@ def pack_fp16(weight: torch.Tensor) -> Weight:
     A weight with values past fp16's range keeps fp32 (oneDNN-packed): rounding it would
     saturate, and one such layer is not worth a wrong answer.
     """
-    low, high = torch.aminmax(weight)
-    if max(-low.item(), high.item()) > _FP16_MAX:
+    if not _fits_fp16(weight):
         return pack(weight)
     return torch.ops.quantized.linear_prepack_fp16(weight.float(), None)
+
+
+def gguf_weights_enabled() -> bool:
+    """``FURIOSA_GGUF_WEIGHTS=1``: a GGUF model keeps its own groups (see ``pack_light``)."""
+    return os.environ.get("FURIOSA_GGUF_WEIGHTS", "0") == "1"
+
+
+def pack_light(weight: torch.Tensor) -> Weight:
+    """A fp32 weight as fbgemm's fp16 (``pack_fp16``), or, opted in with
+    ``FURIOSA_GGUF_WEIGHTS=1``, in GGUF's own groups when it lies exactly on them.
+
+    The groups decode faster (a quarter of fp16's bytes, integer dots) but quantize each
+    activation row to 8 bits as llama.cpp does: a row's result is still the same alone or
+    in a batch, but the rounding turns the last-bit differences that batched attention
+    makes into visible ones, so greedy outputs can depend on the batch. Hence opt-in.
+    """
+    if gguf_weights_enabled():
+        groups = find_groups(weight)
+        if groups is not None:
+            return groups
+    return pack_fp16(weight)
+
+
+def _fits_fp16(weight: torch.Tensor) -> bool:
+    low, high = torch.aminmax(weight)
+    return max(-low.item(), high.item()) <= _FP16_MAX
 
 
 def pack_all(
@@ -87,20 +131,36 @@ def pack_all(
     return [packed[i] for i in range(len(weights))]
 
 
+def describe_weights(weights: Sequence[Weight]) -> str:
+    """How ``weights`` are stored, for the load log: ``"Q4_1 x210, Q8_0 x1, fp16 x0"``..."""
+    kinds: dict[str, int] = {}
+    for weight in weights:
+        if isinstance(weight, GroupedWeight):
+            kind = weight_format(weight)
+        elif isinstance(weight, torch.Tensor):
+            kind = "fp32" if weight.dtype == torch.float32 else str(weight.dtype)[6:]
+        else:
+            kind = "fp16"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{kind} x{count}" for kind, count in kinds.items())
+
+
 def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``, through the packed kernel when ``weight`` came from ``pack``/``pack_fp16``."""
     if isinstance(weight, torch.Tensor) and not weight.is_mkldnn:
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])  # the packed ops take 2-D input
-    if isinstance(weight, torch.Tensor):
+    if isinstance(weight, GroupedWeight):
+        out = grouped_linear(rows, weight, bias)
+    elif isinstance(weight, torch.Tensor):
         out = linear_dense(rows, weight, bias)
     else:
         out = linear_fp16(rows, weight, bias)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
-# The two kernels ``linear`` dispatches to, written so TorchScript compiles them too (the
-# decoders' ``LayerStack`` calls them from its scripted step).
+# The kernels ``linear`` dispatches to, written so TorchScript compiles them too (the
+# decoders' ``LayerStack`` calls them from its scripted step; ``grouped_linear`` as well).
 
 
 def linear_fp16(
@@ -131,13 +191,18 @@ def linear_dense(
 
 
 __all__ = [
+    "GroupedWeight",
     "Weight",
+    "describe_weights",
     "fp16_packing_available",
+    "gguf_weights_enabled",
+    "grouped_linear",
     "linear",
     "linear_dense",
     "linear_fp16",
     "pack",
     "pack_all",
     "pack_fp16",
+    "pack_light",
     "packing_available",
 ]

@@ -53,8 +53,8 @@ class Decoder(Protocol):
     def vocab_size(self) -> int: ...
 
     @property
-    def weights_dtype(self) -> torch.dtype:
-        """How its linear weights are stored (fp16 under fp32 math on the CPU by default)."""
+    def weights(self) -> str:
+        """How its linear weights are stored, for the load log (``"fp16 x121"``, ...)."""
         ...
 
     @property

@@ -23,7 +23,12 @@ from typing import Final, Optional
 import torch
 
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
-from ..packed_linear import linear_dense, linear_fp16
+from ..packed_linear import (
+    GroupedWeight,
+    grouped_linear,
+    linear_dense,
+    linear_fp16,
+)
 from .attention import attention
 from .model import DecoderModel, Norm
 from .rope import apply_rotary
@@ -52,6 +57,7 @@ class LayerStack(torch.nn.Module):
 
     # per linear: fbgemm-packed, or None (see dense); Optional[]: a torch class has no ``|``
     fp16: list[Optional[Packed]]  # type: ignore[valid-type]  # noqa: UP045
+    grouped: list[Optional[GroupedWeight]]  # per linear: GGUF's groups, or None  # noqa: UP045
     dense: list[torch.Tensor | None]  # per linear: plain or oneDNN-packed, or None
     biases: list[torch.Tensor | None]
     norm_weights: list[torch.Tensor | None]  # per norm slot; None: no norm there
@@ -81,7 +87,7 @@ class LayerStack(torch.nn.Module):
         self.logits_divisor = model.logits_divisor
         self.attn_softcap = model.attn_softcap
         self.final_softcap = model.final_softcap
-        self.fp16, self.dense, self.biases = [], [], []
+        self.fp16, self.grouped, self.dense, self.biases = [], [], [], []
         self.norm_weights, self.norm_biases = [], []
         for w in model.layers:  # in the order of the offsets above
             linears = [
@@ -108,8 +114,10 @@ class LayerStack(torch.nn.Module):
         self.scales = [w.scale for w in model.layers]
 
     def _add_linear(self, weight: object, bias: torch.Tensor | None) -> None:
+        grouped = isinstance(weight, GroupedWeight)
         dense = isinstance(weight, torch.Tensor)
-        self.fp16.append(None if dense else weight)
+        self.grouped.append(weight if grouped else None)  # type: ignore[arg-type]
+        self.fp16.append(None if dense or grouped else weight)
         self.dense.append(weight if dense else None)  # type: ignore[arg-type]
         self.biases.append(bias)
 
@@ -120,6 +128,9 @@ class LayerStack(torch.nn.Module):
     # ---- building blocks ----
 
     def _linear(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        groups = self.grouped[index]
+        if groups is not None:
+            return grouped_linear(x, groups, self.biases[index])
         packed = self.fp16[index]
         if packed is not None:
             return linear_fp16(x, packed, self.biases[index])

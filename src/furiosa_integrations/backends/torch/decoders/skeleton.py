@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..kv_cache import SlotKVCache
 from ..layers import activation
-from ..packed_linear import Weight, pack, pack_all, pack_fp16, packing_available
+from ..packed_linear import Weight, describe_weights, pack, pack_all, pack_light, packing_available
 from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .layer_stack import LayerStack, compile_stack
@@ -50,13 +50,14 @@ class NativeDecoder:
         self.cache = SlotKVCache(
             len(model.layers), model.num_kv_heads, model.head_dim, dtype, device, max_len
         )
-        # Packed weights replace the plain ones; fp16 ones (fp32 math) when asked for.
+        # Packed weights replace the plain ones; lighter ones (fp32 math) when asked for:
+        # a GGUF model's own groups, else fp16.
         packer: Callable[[torch.Tensor], Weight] | None = None
         if fp16_weights and dtype == torch.float32:
-            packer = pack_fp16
+            packer = pack_light
         elif packing_available(device, dtype):
             packer = pack
-        self.weights_dtype = torch.float16 if packer is pack_fp16 else dtype
+        self.weights = str(dtype).removeprefix("torch.")
         if packer is not None:
             plain = [(layer.qkv, layer.o, layer.up, layer.down) for layer in model.layers]
             weights = [_plain(w) for four in plain for w in four] + [_plain(model.lm_head)]
@@ -64,6 +65,7 @@ class NativeDecoder:
             for i, layer in enumerate(model.layers):
                 layer.qkv, layer.o, layer.up, layer.down = packed[4 * i : 4 * i + 4]
             model.lm_head = packed[-1]  # a tied head's embedding table stays plain
+            self.weights = describe_weights(packed)
         # Decode steps run the layers scripted; prefill runs the same module eagerly: its
         # many-row linears dominate (measured 3-10% faster eager), and TorchScript's first,
         # profiling calls would add ~0.1 s to the first reply.

@@ -80,7 +80,7 @@ class TransformersDecoder:
         model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
         self.model: Any = model.to(device).eval()
         self.device = device
-        self.weights_dtype = dtype
+        self.weights = str(dtype).removeprefix("torch.")
         head = self.model.get_output_embeddings()
         self.vocab_size = int(head.weight.shape[0]) if head is not None else 0
         self.vocab_size = self.vocab_size or int(self.model.config.get_text_config().vocab_size)

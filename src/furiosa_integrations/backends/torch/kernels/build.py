@@ -1,0 +1,124 @@
+"""Compile this folder's C++ kernels once per machine and torch version, and load them.
+
+The library is built with the machine's own C++ compiler for the machine's own CPU
+(``-march=native``) against the installed torch's headers, the first time a model needs
+it (~20 s on one core; logged), and cached beside the converted GGUF models. Later loads
+take milliseconds. Without a compiler, on a CPU without AVX2/FMA/F16C, or when the build
+fails, ``load`` returns False (logged once) and the callers keep their other kernels.
+``FURIOSA_NATIVE_KERNELS=0`` turns the native kernels off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from ....models.gguf_cache import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("grouped_linear.cpp",)
+_REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
+
+_lock = threading.Lock()
+_loaded: bool | None = None  # None: not tried yet
+
+
+def load() -> bool:
+    """Whether the native kernels are loaded into torch (building them on first use)."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = _build_and_load()
+        return _loaded
+
+
+def _build_and_load() -> bool:
+    if os.environ.get("FURIOSA_NATIVE_KERNELS", "1") == "0":
+        logger.info("native kernels off (FURIOSA_NATIVE_KERNELS=0)")
+        return False
+    flags = _cpu_flags()
+    missing = [flag for flag in _REQUIRED_CPU_FLAGS if flag not in flags]
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if platform.machine() not in ("x86_64", "AMD64") or missing or compiler is None:
+        reason = f"CPU lacks {missing}" if missing else "no C++ compiler found"
+        if platform.machine() not in ("x86_64", "AMD64"):
+            reason = f"{platform.machine()} CPU"
+        logger.info("native kernels unavailable (%s); using torch's kernels", reason)
+        return False
+    here = Path(__file__).parent
+    source_text = b"".join((here / name).read_bytes() for name in SOURCES)
+    key = hashlib.sha256(
+        source_text + torch.__version__.encode() + compiler.encode() + " ".join(flags).encode()
+    ).hexdigest()[:16]
+    target = default_cache_dir() / "kernels" / key / "furiosa_kernels.so"
+    try:
+        if not target.exists():
+            _build(compiler, [here / name for name in SOURCES], target)
+        torch.ops.load_library(str(target))
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        logger.warning("native kernels could not be built or loaded (%s); using torch's", error)
+        return False
+    return True
+
+
+def _build(compiler: str, sources: list[Path], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists():  # another process built it while we waited
+            return
+        logger.warning(
+            "Compiling furiosa-integrations' CPU kernels once for this machine into %s "
+            "(~20 s; cached after)",
+            target.parent,
+        )
+        torch_dir = Path(torch.__file__).parent
+        include = torch_dir / "include"
+        abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            command = [
+                compiler,
+                "-O3",
+                "-march=native",
+                "-fopenmp",  # torch's own OpenMP runtime serves at::parallel_for at run time
+                "-shared",
+                "-fPIC",
+                "-std=c++17",
+                "-w",
+                f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+                f"-I{include}",
+                f"-I{include / 'torch' / 'csrc' / 'api' / 'include'}",
+                *map(str, sources),
+                "-o",
+                str(built),
+                f"-L{torch_dir / 'lib'}",
+                "-lc10",
+                "-ltorch_cpu",
+                f"-Wl,-rpath,{torch_dir / 'lib'}",
+            ]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
+            os.replace(built, target)  # appears only once complete
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return sorted(set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return []
