@@ -17,7 +17,8 @@ def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None
     scripted = decoder.stack
     assert isinstance(scripted, torch.jit.ScriptModule)
     results = []
-    for stack in (scripted, LayerStack(decoder.model, decoder.windows)):
+    eager = LayerStack(decoder.model, decoder.windows, decoder.exact_attention)
+    for stack in (scripted, eager):
         decoder.stack = stack
         decoder.cache.ensure(len(prompts), 64)
         starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]

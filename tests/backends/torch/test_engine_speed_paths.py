@@ -5,6 +5,7 @@ linears."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import torch
@@ -160,7 +161,7 @@ def test_default_decoder_stores_fp16_weights_on_cpu(chat_engine: AsyncEngine) ->
 def test_opted_in_gguf_weights_keep_the_files_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     """``FURIOSA_GGUF_WEIGHTS=1``: the default GGUF's own Q4_1 layers and Q8_0 LM head (the
     tied embedding), found bit for bit; the same next token as fp32 weights; the scripted
-    step equals the eager one."""
+    step equals the eager one; every row's logits independent of the batch (bit for bit)."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.loader import read_config
@@ -187,6 +188,29 @@ def test_opted_in_gguf_weights_keep_the_files_groups(monkeypatch: pytest.MonkeyP
     assert tokens[0] == tokens[1]
     prompts = ["The capital of France is", "Write a haiku about rain."]
     assert_scripted_equals_eager(grouped, [tokenizer.encode(p) for p in prompts])
+    assert_rows_on_their_own(grouped, tokenizer.encode("Once upon a time"), ids)
+
+
+def assert_rows_on_their_own(decoder: Any, a: list[int], b: list[int]) -> None:
+    """A sequence's logits are the same bits alone and beside another one, in a packed
+    prefill and in a decode step, and whether its prefix was cached or not."""
+    from furiosa_integrations.backends.torch.decoders import PrefillSegment
+
+    decoder.cache.ensure(2, 128)
+    n, m = len(a), len(b)
+    alone = decoder.prefill(torch.tensor(a), [PrefillSegment(0, 0, n, 0)])[0]
+    packed = decoder.prefill(
+        torch.tensor(b + a), [PrefillSegment(1, 0, m, 0), PrefillSegment(0, m, n, 0)]
+    )
+    assert torch.equal(packed[1], alone)
+    decoder.prefill(torch.tensor(a[:2]), [PrefillSegment(0, 0, 2, 0)])
+    suffix = decoder.prefill(torch.tensor(a[2:]), [PrefillSegment(0, 0, n - 2, 2)])[0]
+    assert torch.equal(suffix, alone)
+    token = torch.tensor([int(alone.argmax())])
+    one = decoder.decode(token, torch.tensor([n]))[0]
+    decoder.prefill(torch.tensor(b + [7] * 20), [PrefillSegment(1, 0, m + 20, 0)])  # longer
+    two = decoder.decode(torch.cat([token, torch.tensor([5])]), torch.tensor([n, m + 20]))[0]
+    assert torch.equal(one, two)
 
 
 @pytest.mark.models

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..kernels.cache_attention import cache_attention
 from ..kv_cache import SlotKVCache
 from ..layers import soft_cap
 from .interface import PrefillSegment
@@ -99,10 +100,20 @@ class PrefillAttention:
         segments: list[PrefillSegment],
         windows: set[int | None],
         softcap: float | None,
+        exact: bool = False,
     ) -> None:
         self.cache = cache
         self.segments = segments
         self.softcap = softcap
+        self.exact = exact  # every row through ``cache_attention``, on its own
+        if exact:
+            device = cache.device
+            self.slots = torch.cat(
+                [torch.full((s.length,), s.slot, device=device) for s in segments]
+            )
+            self.positions = torch.cat(
+                [torch.arange(s.position, s.position + s.length, device=device) for s in segments]
+            )
         # Per segment and window: the first cache column read, and the mask (None: causal).
         self.views: list[dict[int | None, tuple[int, torch.Tensor | None]]] = []
         for s in segments:
@@ -123,11 +134,27 @@ class PrefillAttention:
     ) -> torch.Tensor:
         cache = self.cache
         outs = []
-        for s, views in zip(self.segments, self.views, strict=True):
+        for s in self.segments:
             end = s.position + s.length
             new = slice(s.start, s.start + s.length)
             cache.keys[index, s.slot, :, s.position : end] = k[new].transpose(0, 1)
             cache.values[index, s.slot, :, s.position : end] = v[new].transpose(0, 1)
+        if self.exact:
+            scale = q.shape[-1] ** -0.5 if layer.scale is None else layer.scale
+            out = cache_attention(
+                q,
+                cache.keys[index],
+                cache.values[index],
+                self.slots,
+                self.positions,
+                layer.window or 0,
+                scale,
+                self.softcap or 0.0,
+            )
+            return out.reshape(q.shape[0], -1)
+        for s, views in zip(self.segments, self.views, strict=True):
+            end = s.position + s.length
+            new = slice(s.start, s.start + s.length)
             low, mask = views[layer.window]
             qs = q[new].transpose(0, 1).unsqueeze(0)
             ks = cache.keys[index, s.slot : s.slot + 1, :, low:end]

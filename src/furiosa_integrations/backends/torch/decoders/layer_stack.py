@@ -22,6 +22,7 @@ from typing import Final, Optional
 
 import torch
 
+from ..kernels.cache_attention import cache_attention
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
 from ..packed_linear import (
     GroupedWeight,
@@ -70,9 +71,15 @@ class LayerStack(torch.nn.Module):
     attn_softcap: float | None
     final_softcap: float | None
     qk_norm: str  # "", "head" or "full"
+    exact_attention: bool  # decode through ``cache_attention`` (each row on its own)
+    window_sizes: list[int]  # per layer: its sliding window, 0 for none
 
-    def __init__(self, model: DecoderModel, windows: list[int | None]) -> None:
+    def __init__(
+        self, model: DecoderModel, windows: list[int | None], exact_attention: bool = False
+    ) -> None:
         super().__init__()
+        self.exact_attention = exact_attention
+        self.window_sizes = [layer.window or 0 for layer in model.layers]
         self.num_layers = len(model.layers)
         self.num_heads = model.num_heads
         self.num_kv_heads = model.num_kv_heads
@@ -221,11 +228,28 @@ class LayerStack(torch.nn.Module):
     ) -> torch.Tensor:
         """Every layer for one new token per slot ``0..B-1`` (see ``DecodeAttention``)."""
         batch = hidden.shape[0]
+        positions = where[:, 0, 0, 0]
+        slots = torch.arange(batch, device=hidden.device)
         for i in range(self.num_layers):
             q, k, v = self.attention_inputs(i, hidden, cos, sin)
             layer_keys, layer_values = keys[i, :batch], values[i, :batch]
             layer_keys.scatter_(2, where, k.unsqueeze(2))
             layer_values.scatter_(2, where, v.unsqueeze(2))
+            if self.exact_attention:
+                scale = self.scales[i]
+                cap = self.attn_softcap
+                out = cache_attention(
+                    q,
+                    keys[i],
+                    values[i],
+                    slots,
+                    positions,
+                    self.window_sizes[i],
+                    self.head_dim**-0.5 if scale is None else scale,
+                    0.0 if cap is None else cap,
+                )
+                hidden = self.layer_output(i, hidden, out.reshape(batch, -1))
+                continue
             w = self.window_index[i]
             low = lows[w]
             out = attention(

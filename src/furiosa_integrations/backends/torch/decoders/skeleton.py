@@ -18,7 +18,15 @@ import torch.nn.functional as F
 
 from ..kv_cache import SlotKVCache
 from ..layers import activation
-from ..packed_linear import Weight, describe_weights, pack, pack_all, pack_light, packing_available
+from ..packed_linear import (
+    GroupedWeight,
+    Weight,
+    describe_weights,
+    pack,
+    pack_all,
+    pack_light,
+    packing_available,
+)
 from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .layer_stack import LayerStack, compile_stack
@@ -69,7 +77,14 @@ class NativeDecoder:
         # Decode steps run the layers scripted; prefill runs the same module eagerly: its
         # many-row linears dominate (measured 3-10% faster eager), and TorchScript's first,
         # profiling calls would add ~0.1 s to the first reply.
-        self.layers = LayerStack(model, self.windows)
+        # GGUF's groups round each activation row to 8 bits: every row's attention is then
+        # computed on its own too (``cache_attention``), or batch shapes would show.
+        self.exact_attention = any(
+            isinstance(w, GroupedWeight)
+            for layer in model.layers
+            for w in (layer.qkv, layer.o, layer.up, layer.down)
+        )
+        self.layers = LayerStack(model, self.windows, self.exact_attention)
         self.stack = compile_stack(self.layers, device)
 
     # ---- the engine-facing steps (the layers' math is in ``LayerStack``) ----
@@ -111,7 +126,9 @@ class NativeDecoder:
         positions = torch.cat(
             [torch.arange(s.position, s.position + s.length, device=self.device) for s in segments]
         )
-        attend = PrefillAttention(self.cache, segments, set(self.windows), self.model.attn_softcap)
+        attend = PrefillAttention(
+            self.cache, segments, set(self.windows), self.model.attn_softcap, self.exact_attention
+        )
         cos, sin = self._tables(positions)
         hidden = self._embed(tokens, positions)
         for i, layer in enumerate(self.model.layers):

@@ -27,7 +27,7 @@ from ....models.gguf_cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("grouped_linear.cpp",)
+SOURCES = ("grouped_linear.cpp", "cache_attention.cpp")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 _lock = threading.Lock()
