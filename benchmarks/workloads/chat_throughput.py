@@ -9,6 +9,7 @@ on every side, so each request makes exactly T tokens.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from ..harness import Contender, Metric, Row, Runner, Settings, also_against, compare
@@ -21,7 +22,9 @@ CEILING = "transformers static generate"
 
 
 def furiosa_chat(**options: Any) -> Runner:
-    """FuriosaChat.abatch, greedy, EOS ignored; ``options`` go to FuriosaChat (``dtype``)."""
+    """FuriosaChat.abatch, greedy, EOS ignored; ``options`` go to FuriosaChat (``dtype``),
+    but ``env``: environment variables set in the worker first (``FURIOSA_GGUF_WEIGHTS``)."""
+    os.environ.update(options.pop("env", {}))
     from furiosa_integrations import FuriosaChat
 
     # One chat model per length, kept for the worker's life: a dropped adapter's lease

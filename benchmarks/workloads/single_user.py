@@ -37,6 +37,7 @@ from ..inputs import chat_messages
 OURS = "FuriosaChat (defaults)"
 OURS_FP32 = "FuriosaChat dtype=float32"
 OURS_BF16 = "FuriosaChat dtype=bfloat16"
+OURS_GGUF = "FuriosaChat FURIOSA_GGUF_WEIGHTS=1"  # opt-in: the GGUF's own groups
 LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
 CHAT_LLAMA_CPP = "ChatLlamaCpp"
 CHAT_RUNNER = "benchmarks.workloads.chat_throughput:furiosa_chat"  # one adapter per length
@@ -124,6 +125,7 @@ def run(settings: Settings) -> list[Row]:
         Contender(OURS, CHAT_RUNNER),
         Contender(OURS_FP32, CHAT_RUNNER, {"dtype": "float32"}),
         Contender(OURS_BF16, CHAT_RUNNER, {"dtype": "bfloat16"}),
+        Contender(OURS_GGUF, CHAT_RUNNER, {"env": {"FURIOSA_GGUF_WEIGHTS": "1"}}),
         Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
         Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
     ]

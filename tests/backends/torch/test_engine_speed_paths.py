@@ -155,13 +155,15 @@ def test_default_decoder_stores_fp16_weights_on_cpu(chat_engine: AsyncEngine) ->
     else:
         assert all(w.is_mkldnn for w in weights)
     assert isinstance(model.embed, torch.Tensor) and not model.embed.is_mkldnn
+    assert not decoder.exact_attention
 
 
 @pytest.mark.models
 def test_opted_in_gguf_weights_keep_the_files_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     """``FURIOSA_GGUF_WEIGHTS=1``: the default GGUF's own Q4_1 layers and Q8_0 LM head (the
-    tied embedding), found bit for bit; the same next token as fp32 weights; the scripted
-    step equals the eager one; every row's logits independent of the batch (bit for bit)."""
+    tied embedding), found bit for bit; the same next token as fp32 weights on a clear
+    prompt; the scripted step equals the eager one; every row's logits independent of the
+    batch (bit for bit)."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.loader import read_config
@@ -215,9 +217,8 @@ def assert_rows_on_their_own(decoder: Any, a: list[int], b: list[int]) -> None:
 
 @pytest.mark.models
 def test_explicit_float32_keeps_fp32_weights_with_close_logits() -> None:
-    """``dtype="float32"`` keeps fp32 weights (oneDNN-packed); the default's lighter
-    weights (the GGUF's own groups: the same values; else fp16) give logits within a small
-    distance of them and the same next token."""
+    """``dtype="float32"`` keeps fp32 weights (oneDNN-packed); the default's fp16 weights
+    give logits within a small distance of them and the same next token."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
     from furiosa_integrations.backends.torch.device import pick_fp16_weights
     from furiosa_integrations.backends.torch.loader import read_config
