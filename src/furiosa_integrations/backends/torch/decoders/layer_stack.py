@@ -23,6 +23,7 @@ from typing import Final, Optional
 import torch
 
 from ..kernels.cache_attention import cache_attention
+from ..kernels.rms_norm import native_rms_norm
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
 from ..packed_linear import (
     GroupedWeight,
@@ -71,7 +72,7 @@ class LayerStack(torch.nn.Module):
     attn_softcap: float | None
     final_softcap: float | None
     qk_norm: str  # "", "head" or "full"
-    exact_attention: bool  # decode through ``cache_attention`` (each row on its own)
+    exact_attention: bool  # our kernels' path: ``cache_attention``, ``native_rms_norm``
     window_sizes: list[int]  # per layer: its sliding window, 0 for none
 
     def __init__(
@@ -153,6 +154,9 @@ class LayerStack(torch.nn.Module):
             return torch.nn.functional.layer_norm(
                 x, [x.shape[-1]], weight, self.norm_biases[slot], self.eps
             )
+        if self.exact_attention and x.dtype == torch.float32 and x.shape[-1] % 8 == 0:
+            # our kernels' path: one pass a row (both RMS kinds are this one op in fp32)
+            return native_rms_norm(x, weight, self.eps)
         if self.norm_kind == "rms_fp32":
             return rms_norm_fp32(x, weight, self.eps)
         return rms_norm(x, weight, self.eps)

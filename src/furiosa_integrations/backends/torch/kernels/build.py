@@ -2,7 +2,7 @@
 
 The library is built with the machine's own C++ compiler for the machine's own CPU
 (``-march=native``) against the installed torch's headers, the first time a model needs
-it (~20 s on one core; logged), and cached beside the converted GGUF models. Later loads
+it (~40 s on one core; logged), and cached beside the converted GGUF models. Later loads
 take milliseconds. Without a compiler, on a CPU without AVX2/FMA/F16C, or when the build
 fails, ``load`` returns False (logged once) and the callers keep their other kernels.
 ``FURIOSA_NATIVE_KERNELS=0`` turns the native kernels off.
@@ -27,7 +27,7 @@ from ....models.gguf_cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("grouped_linear.cpp", "cache_attention.cpp")
+SOURCES = ("grouped_linear.cpp", "cache_attention.cpp", "rms_norm.cpp")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 _lock = threading.Lock()
@@ -79,7 +79,7 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
             return
         logger.warning(
             "Compiling furiosa-integrations' CPU kernels once for this machine into %s "
-            "(~20 s; cached after)",
+            "(~40 s; cached after)",
             target.parent,
         )
         torch_dir = Path(torch.__file__).parent
