@@ -17,7 +17,7 @@ def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None
     scripted = decoder.stack
     assert isinstance(scripted, torch.jit.ScriptModule)
     results = []
-    eager = LayerStack(decoder.model, decoder.windows, decoder.exact_attention)
+    eager = LayerStack(decoder.model, decoder.windows, decoder.own_kernels)
     for stack in (scripted, eager):
         decoder.stack = stack
         decoder.cache.ensure(len(prompts), 64)

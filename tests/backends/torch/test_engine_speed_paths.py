@@ -155,7 +155,7 @@ def test_default_decoder_stores_fp16_weights_on_cpu(chat_engine: AsyncEngine) ->
     else:
         assert all(w.is_mkldnn for w in weights)
     assert isinstance(model.embed, torch.Tensor) and not model.embed.is_mkldnn
-    assert not decoder.exact_attention
+    assert not decoder.own_kernels
 
 
 @pytest.mark.models

@@ -135,7 +135,7 @@ def pack_all(
 
 
 def describe_weights(weights: Sequence[Weight]) -> str:
-    """How ``weights`` are stored, for the load log: ``"Q4_1 x210, Q8_0 x1, fp16 x0"``..."""
+    """How ``weights`` are stored, for the load log: ``"fp16 x121"``, ``"Q4_1 x120, Q8_0 x1"``."""
     kinds: dict[str, int] = {}
     for weight in weights:
         if isinstance(weight, GroupedWeight):

@@ -116,7 +116,7 @@ class PrefillAttention:
             )
         # Per segment and window: the first cache column read, and the mask (None: causal).
         self.views: list[dict[int | None, tuple[int, torch.Tensor | None]]] = []
-        for s in segments:
+        for s in [] if exact else segments:
             end = s.position + s.length
             rows = torch.arange(s.position, end, device=cache.device)
             views: dict[int | None, tuple[int, torch.Tensor | None]] = {}

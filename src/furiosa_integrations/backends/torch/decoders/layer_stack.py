@@ -72,14 +72,14 @@ class LayerStack(torch.nn.Module):
     attn_softcap: float | None
     final_softcap: float | None
     qk_norm: str  # "", "head" or "full"
-    exact_attention: bool  # our kernels' path: ``cache_attention``, ``native_rms_norm``
+    own_kernels: bool  # our kernels' path: ``cache_attention``, ``native_rms_norm``
     window_sizes: list[int]  # per layer: its sliding window, 0 for none
 
     def __init__(
-        self, model: DecoderModel, windows: list[int | None], exact_attention: bool = False
+        self, model: DecoderModel, windows: list[int | None], own_kernels: bool = False
     ) -> None:
         super().__init__()
-        self.exact_attention = exact_attention
+        self.own_kernels = own_kernels
         self.window_sizes = [layer.window or 0 for layer in model.layers]
         self.num_layers = len(model.layers)
         self.num_heads = model.num_heads
@@ -154,7 +154,7 @@ class LayerStack(torch.nn.Module):
             return torch.nn.functional.layer_norm(
                 x, [x.shape[-1]], weight, self.norm_biases[slot], self.eps
             )
-        if self.exact_attention and x.dtype == torch.float32 and x.shape[-1] % 8 == 0:
+        if self.own_kernels and x.dtype == torch.float32 and x.shape[-1] % 8 == 0:
             # our kernels' path: one pass a row (both RMS kinds are this one op in fp32)
             return native_rms_norm(x, weight, self.eps)
         if self.norm_kind == "rms_fp32":
@@ -239,7 +239,7 @@ class LayerStack(torch.nn.Module):
             layer_keys, layer_values = keys[i, :batch], values[i, :batch]
             layer_keys.scatter_(2, where, k.unsqueeze(2))
             layer_values.scatter_(2, where, v.unsqueeze(2))
-            if self.exact_attention:
+            if self.own_kernels:
                 scale = self.scales[i]
                 cap = self.attn_softcap
                 out = cache_attention(

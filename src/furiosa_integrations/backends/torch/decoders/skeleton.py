@@ -77,14 +77,14 @@ class NativeDecoder:
         # Decode steps run the layers scripted; prefill runs the same module eagerly: its
         # many-row linears dominate (measured 3-10% faster eager), and TorchScript's first,
         # profiling calls would add ~0.1 s to the first reply.
-        # GGUF's groups round each activation row to 8 bits: every row's attention is then
-        # computed on its own too (``cache_attention``), or batch shapes would show.
-        self.exact_attention = any(
+        # GGUF's groups round each activation row to 8 bits: attention and norms then run
+        # our kernels too (every row on its own: ``cache_attention``), or batch shapes would show.
+        self.own_kernels = any(
             isinstance(w, GroupedWeight)
             for layer in model.layers
             for w in (layer.qkv, layer.o, layer.up, layer.down)
         )
-        self.layers = LayerStack(model, self.windows, self.exact_attention)
+        self.layers = LayerStack(model, self.windows, self.own_kernels)
         self.stack = compile_stack(self.layers, device)
 
     # ---- the engine-facing steps (the layers' math is in ``LayerStack``) ----
@@ -127,7 +127,7 @@ class NativeDecoder:
             [torch.arange(s.position, s.position + s.length, device=self.device) for s in segments]
         )
         attend = PrefillAttention(
-            self.cache, segments, set(self.windows), self.model.attn_softcap, self.exact_attention
+            self.cache, segments, set(self.windows), self.model.attn_softcap, self.own_kernels
         )
         cos, sin = self._tables(positions)
         hidden = self._embed(tokens, positions)

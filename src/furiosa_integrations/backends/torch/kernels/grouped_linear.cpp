@@ -36,14 +36,6 @@ inline void tree_sums(const __m256 acc[NB], float out[NB]) {
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
-// 8 fp16 values (fewer at the end of a row: zeros after) as fp32
-inline __m256 load_halves(const uint16_t* p, int64_t count) {
-  if (count >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  alignas(16) uint16_t tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::memcpy(tail, p, count * sizeof(uint16_t));
-  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
-}
-
 inline float hmax(__m256 v) {
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, v);
@@ -137,6 +129,28 @@ struct QuantizedRows {
   }
 };
 
+// out[i] = the tree sum of acc[i] + (Q4_1) the tree sum of sum over g of mw_g * xsum_g, for
+// input row `row` and outputs n0 .. n0 + count - 1: the last steps of every output.
+template <class Format>
+inline void finish(const __m256 acc[NB], const QuantizedRows& x, int64_t row, const uint16_t* mins,
+                   int64_t n0, int64_t count, float* out) {
+  float dots[NB];
+  tree_sums(acc, dots);
+  float minima[NB] = {0.f, 0.f, 0.f, 0.f};
+  if (Format::has_mins) {
+    const int64_t padded = x.padded;
+    __m256 m[NB] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const float* xsum = x.sum.data() + row * padded;
+    for (int i = 0; i < count; ++i)
+      for (int64_t g = 0; g < padded; g += 8)
+        m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
+                                   reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
+                               _mm256_loadu_ps(xsum + g), m[i]);
+    tree_sums(m, minima);
+  }
+  for (int i = 0; i < count; ++i) out[i] = dots[i] + minima[i];
+}
+
 // Outputs n0 .. n0 + NB - 1 (those < N) for input row r. Scales and minima rows are padded
 // with zeros to a multiple of 8 groups (gguf_groups.py), so they load 8 at a time.
 template <class Format>
@@ -184,20 +198,7 @@ inline void outputs(const QuantizedRows& x, int64_t r, const uint8_t* codes, con
       }
     }
   }
-  float dots[NB];
-  tree_sums(acc, dots);
-  float minima[NB] = {0.f, 0.f, 0.f, 0.f};
-  if (Format::has_mins) {
-    __m256 m[NB] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const float* xsum = x.sum.data() + r * padded;
-    for (int64_t g = 0; g < padded; g += 8)
-      for (int i = 0; i < count; ++i)
-        m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-                                   reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
-                               _mm256_loadu_ps(xsum + g), m[i]);
-    tree_sums(m, minima);
-  }
-  for (int i = 0; i < count; ++i) out[i] = dots[i] + minima[i];
+  finish<Format>(acc, x, r, mins, n0, count, out);
 }
 
 // The same outputs for up to ROWS input rows at once: each group's codes are decoded once
@@ -250,22 +251,7 @@ inline void outputs_rows(const QuantizedRows& x, int64_t r0, int64_t rows, const
       }
     }
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    float dots[NB];
-    tree_sums(acc[r], dots);
-    float minima[NB] = {0.f, 0.f, 0.f, 0.f};
-    if (Format::has_mins) {
-      __m256 m[NB] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      const float* xsum = x.sum.data() + (r0 + r) * padded;
-      for (int i = 0; i < count; ++i)
-        for (int64_t g = 0; g < padded; g += 8)
-          m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-                                     reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
-                                 _mm256_loadu_ps(xsum + g), m[i]);
-      tree_sums(m, minima);
-    }
-    for (int i = 0; i < count; ++i) out[r * out_stride + i] = dots[i] + minima[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) finish<Format>(acc[r], x, r0 + r, mins, n0, count, out + r * out_stride);
 }
 
 template <class Format>
