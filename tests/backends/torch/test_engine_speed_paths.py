@@ -140,30 +140,43 @@ def test_fbgemm_fp16_linears_keep_fp32_math() -> None:
     )
 
 
-def test_default_decoder_stores_fp16_weights_on_cpu(chat_engine: AsyncEngine) -> None:
-    """The default chat engine on this CPU: fp32 math over fbgemm fp16 weights, every
-    linear packed (qkv, o, up, down per layer; the LM head), the tied embedding plain."""
+def test_default_decoder_stores_light_weights_on_cpu(chat_engine: AsyncEngine) -> None:
+    """The default chat engine on this CPU: fp32 math over the GGUF's own groups (Q4_1
+    layers, the Q8_0 LM head: 16-bit activations; our kernels, x86 with AVX2) or else
+    fbgemm fp16 weights, every linear packed (qkv, o, up, down per layer; the LM head),
+    the tied embedding plain."""
+    from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.packed_linear import fp16_packing_available
 
     decoder = chat_engine.native.decoder  # type: ignore[attr-defined]
     model = decoder.model
     weights = [w for layer in model.layers for w in (layer.qkv, layer.o, layer.up, layer.down)]
     weights.append(model.lm_head)
-    if fp16_packing_available():
+    if native_kernel_loaded():
+        layers = len(weights) - 1
+        assert decoder.weights == f"Q4_1 x{layers}, Q8_0 x1 (16-bit activations)"
+        assert decoder.own_kernels and decoder.dtype == torch.float32
+    elif fp16_packing_available():
         assert decoder.weights == f"fp16 x{len(weights)}" and decoder.dtype == torch.float32
-        assert not any(isinstance(w, torch.Tensor) for w in weights)
+        assert not decoder.own_kernels
     else:
         assert all(w.is_mkldnn for w in weights)
+    assert not any(isinstance(w, torch.Tensor) and not w.is_mkldnn for w in weights)
     assert isinstance(model.embed, torch.Tensor) and not model.embed.is_mkldnn
-    assert not decoder.own_kernels
 
 
 @pytest.mark.models
-def test_opted_in_gguf_weights_keep_the_files_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``FURIOSA_GGUF_WEIGHTS=1``: the default GGUF's own Q4_1 layers and Q8_0 LM head (the
-    tied embedding), found bit for bit; the same next token as fp32 weights on a clear
-    prompt; the scripted step equals the eager one; every row's logits independent of the
-    batch (bit for bit)."""
+@pytest.mark.parametrize(
+    "setting, bits, tolerance", [("1", 16, 0.002), ("int8", 8, 0.15)], ids=["default", "int8"]
+)
+def test_gguf_weights_keep_the_files_groups(
+    monkeypatch: pytest.MonkeyPatch, setting: str, bits: int, tolerance: float
+) -> None:
+    """The default GGUF's own Q4_1 layers and Q8_0 LM head (the tied embedding), found bit
+    for bit, times 16-bit activations by default (logits within 0.2% of fp32 weights') or,
+    with ``FURIOSA_GGUF_WEIGHTS=int8``, llama.cpp's 8-bit ones (within 15%); the same next
+    token as fp32 weights on a clear prompt; the scripted step equals the eager one; every
+    row's logits independent of the batch (bit for bit)."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.loader import read_config
@@ -173,24 +186,40 @@ def test_opted_in_gguf_weights_keep_the_files_groups(monkeypatch: pytest.MonkeyP
 
     if not native_kernel_loaded():
         pytest.skip("the GGUF kernels are native (x86 with AVX2 and a C++ compiler)")
-    monkeypatch.setenv("FURIOSA_GGUF_WEIGHTS", "1")
+    monkeypatch.setenv("FURIOSA_GGUF_WEIGHTS", setting)
     cpu = torch.device("cpu")
     path = resolve_model(None, "generate").path
     config = read_config(path)
-    grouped = load_decoder(path, config, cpu, torch.float32, 256, fp16_weights=True)
-    assert grouped.weights == f"Q4_1 x{len(grouped.model.layers) * 4}, Q8_0 x1"
+    grouped = load_decoder(path, config, cpu, torch.float32, 256, light_weights=True)
+    layers = len(grouped.model.layers) * 4
+    assert grouped.weights == f"Q4_1 x{layers}, Q8_0 x1 ({bits}-bit activations)"
     exact = load_decoder(path, config, cpu, torch.float32, 256)
     tokenizer = load_tokenizer(path)
     ids = tokenizer.encode("The capital of France is")
-    tokens = []
+    logits = []
     for decoder in (exact, grouped):
         decoder.cache.ensure(1, 64)
-        logits = decoder.prefill(torch.tensor(ids), [PrefillSegment(0, 0, len(ids), 0)])[0]
-        tokens.append(int(logits.argmax()))
-    assert tokens[0] == tokens[1]
+        logits.append(decoder.prefill(torch.tensor(ids), [PrefillSegment(0, 0, len(ids), 0)])[0])
+    assert int(logits[0].argmax()) == int(logits[1].argmax())
+    assert (logits[0] - logits[1]).abs().max() < tolerance * logits[0].abs().max()
     prompts = ["The capital of France is", "Write a haiku about rain."]
     assert_scripted_equals_eager(grouped, [tokenizer.encode(p) for p in prompts])
     assert_rows_on_their_own(grouped, tokenizer.encode("Once upon a time"), ids)
+
+
+def test_gguf_weights_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``FURIOSA_GGUF_WEIGHTS``: unset or 1 (16-bit activations), int8, 0; anything else
+    is an error at load, not a silent fallback."""
+    from furiosa_integrations.backends.torch.packed_linear import gguf_activation_bits
+
+    for value, bits in (("1", 16), ("int8", 8), ("0", None), ("INT8 ", 8)):
+        monkeypatch.setenv("FURIOSA_GGUF_WEIGHTS", value)
+        assert gguf_activation_bits() == bits
+    monkeypatch.delenv("FURIOSA_GGUF_WEIGHTS")
+    assert gguf_activation_bits() == 16
+    monkeypatch.setenv("FURIOSA_GGUF_WEIGHTS", "4")
+    with pytest.raises(ValueError, match="FURIOSA_GGUF_WEIGHTS"):
+        gguf_activation_bits()
 
 
 def assert_rows_on_their_own(decoder: Any, a: list[int], b: list[int]) -> None:
@@ -217,22 +246,23 @@ def assert_rows_on_their_own(decoder: Any, a: list[int], b: list[int]) -> None:
 
 @pytest.mark.models
 def test_explicit_float32_keeps_fp32_weights_with_close_logits() -> None:
-    """``dtype="float32"`` keeps fp32 weights (oneDNN-packed); the default's fp16 weights
-    give logits within a small distance of them and the same next token."""
+    """``dtype="float32"`` keeps fp32 weights (oneDNN-packed); the default's light weights
+    (the GGUF's groups, or fp16) give logits within a small distance of them and the same
+    next token."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
-    from furiosa_integrations.backends.torch.device import pick_fp16_weights
+    from furiosa_integrations.backends.torch.device import pick_light_weights
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
 
     cpu = torch.device("cpu")
-    assert not pick_fp16_weights(cpu, "float32") and not pick_fp16_weights(cpu, "bfloat16")
-    if not pick_fp16_weights(cpu, None):
-        pytest.skip("fbgemm's fp16 kernels need an x86 CPU with AVX2")
+    assert not pick_light_weights(cpu, "float32") and not pick_light_weights(cpu, "bfloat16")
+    if not pick_light_weights(cpu, None):
+        pytest.skip("light weights need an x86 CPU with AVX2")
     path = resolve_model(None, "generate").path
     config = read_config(path)
     exact = load_decoder(path, config, cpu, torch.float32, 256)
-    light = load_decoder(path, config, cpu, torch.float32, 256, fp16_weights=True)
+    light = load_decoder(path, config, cpu, torch.float32, 256, light_weights=True)
     assert exact.weights == "fp32 x121" and "fp32" not in light.weights
     assert exact.model.lm_head.is_mkldnn  # type: ignore[attr-defined]
     ids = load_tokenizer(path).encode("The capital of France is")
@@ -250,7 +280,7 @@ def test_default_decoder_steps_run_scripted_and_equal_eager() -> None:
     TorchScript, faster a decode step at one row; the same code run eagerly gives
     identical logits."""
     from furiosa_integrations.backends.torch.decoders import load_decoder
-    from furiosa_integrations.backends.torch.device import pick_fp16_weights
+    from furiosa_integrations.backends.torch.device import pick_light_weights
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
@@ -259,7 +289,7 @@ def test_default_decoder_steps_run_scripted_and_equal_eager() -> None:
     cpu = torch.device("cpu")
     path = resolve_model(None, "generate").path
     decoder = load_decoder(
-        path, read_config(path), cpu, torch.float32, 256, pick_fp16_weights(cpu, None)
+        path, read_config(path), cpu, torch.float32, 256, pick_light_weights(cpu, None)
     )
     tokenizer = load_tokenizer(path)
     prompts = ["The capital of France is", "Write a haiku about rain.", "1, 2, 3,"]

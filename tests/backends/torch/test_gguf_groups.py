@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(
 def test_groups_come_back_as_the_file_stored_them(kind: str) -> None:
     stored = gguf_weight(64, 128, kind)
     found = find_groups(dequantize(stored))
-    assert found is not None
-    for ours, theirs in zip(found, stored, strict=True):
+    assert found is not None and found.activation_bits == stored.activation_bits == 16
+    for ours, theirs in zip(found[:3], stored[:3], strict=True):  # codes, scales, minima
         assert torch.equal(ours, theirs)
 
 

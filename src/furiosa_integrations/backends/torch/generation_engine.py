@@ -35,7 +35,7 @@ from ...errors import (
 )
 from ..loop_sink import LoopSink, deliver_all, loop_sink
 from .decoders import Decoder, PrefillSegment, load_decoder
-from .device import pick_dtype, pick_fp16_weights, prepare_device
+from .device import pick_dtype, pick_light_weights, prepare_device
 from .engine_thread import EngineThread, run_on_compute_thread
 from .finished_cache import FinishedSequence, FinishedSequenceCache
 from .grammar import GrammarConstraints
@@ -74,9 +74,9 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         def load() -> Decoder:  # every torch call on the compute thread (engine_thread: why)
             self.device = prepare_device(device, num_threads)
             self.dtype = pick_dtype(self.device, dtype)
-            fp16_weights = pick_fp16_weights(self.device, dtype)
+            light_weights = pick_light_weights(self.device, dtype)
             return load_decoder(
-                path, config, self.device, self.dtype, self.max_model_len, fp16_weights
+                path, config, self.device, self.dtype, self.max_model_len, light_weights
             )
 
         self.decoder = run_on_compute_thread(load)

@@ -20,9 +20,10 @@ import torch
 from .kernels.grouped_linear import GROUP, GroupedWeight, native_kernel_loaded
 
 
-def find_groups(weight: torch.Tensor) -> GroupedWeight | None:
+def find_groups(weight: torch.Tensor, activation_bits: int = 16) -> GroupedWeight | None:
     """``weight`` ``[N, K]`` as Q4_1 or Q8_0 groups if it lies exactly on their grid
-    (``None`` also where the native kernels are not built)."""
+    (``None`` also where the native kernels are not built), to multiply inputs quantized to
+    ``activation_bits`` per group (``kernels.grouped_linear``)."""
     # the kernel takes a row's groups in pairs: an odd count keeps the other packing
     if weight.dim() != 2 or weight.shape[1] % (2 * GROUP) or weight.dtype != torch.float32:
         return None
@@ -32,5 +33,5 @@ def find_groups(weight: torch.Tensor) -> GroupedWeight | None:
         found = torch.ops.furiosa.find_groups(weight, bits)
         if found:
             codes, scales, mins = found
-            return GroupedWeight(codes, scales, mins)
+            return GroupedWeight(codes, scales, mins, activation_bits)
     return None

@@ -13,10 +13,10 @@ Three packings, each replacing the plain weight (no second copy), dispatched by 
   bytes is most of the step: SmolLM2-135M decodes 1.9x faster at one row than with
   oneDNN fp32 (same greedy tokens on the prompts tried). Its rows are computed
   independently: a row's result is bit-identical at 1 row and at 16.
-- opted in with ``FURIOSA_GGUF_WEIGHTS=1``, GGUF's own 4- and 8-bit groups for a model
-  that came as GGUF (``pack_light`` finds them, ``gguf_groups``; ``kernels.grouped_linear``):
-  the exact weights it was given, a quarter to a half of fp16's bytes, multiplied as
-  llama.cpp does.
+- GGUF's own 4- and 8-bit groups for a model that came as GGUF (``pack_light`` finds them,
+  ``gguf_groups``; ``kernels.grouped_linear``): the exact weights it was given, a quarter to
+  a half of fp16's bytes, times activations quantized to 16 bits per group (or, opted in,
+  llama.cpp's 8 bits).
 """
 
 from __future__ import annotations
@@ -93,24 +93,37 @@ def pack_fp16(weight: torch.Tensor) -> Weight:
     return torch.ops.quantized.linear_prepack_fp16(weight.float(), None)
 
 
-def gguf_weights_enabled() -> bool:
-    """``FURIOSA_GGUF_WEIGHTS=1``: a GGUF model keeps its own groups (see ``pack_light``)."""
-    return os.environ.get("FURIOSA_GGUF_WEIGHTS", "0") == "1"
+GGUF_WEIGHTS_VARIABLE = "FURIOSA_GGUF_WEIGHTS"
+_GGUF_ACTIVATION_BITS = {"1": 16, "int8": 8}
+
+
+def gguf_activation_bits() -> int | None:
+    """How ``pack_light`` multiplies a GGUF model's own groups, from ``FURIOSA_GGUF_WEIGHTS``:
+    unset or ``1``: activations quantized to 16 bits per group (the default); ``int8``:
+    llama.cpp's 8 bits (opt-in); ``0``: not at all (the weights go to fp16)."""
+    value = os.environ.get(GGUF_WEIGHTS_VARIABLE, "1").strip().lower()
+    if value == "0":
+        return None
+    if value not in _GGUF_ACTIVATION_BITS:
+        raise ValueError(f"{GGUF_WEIGHTS_VARIABLE}={value!r}: expected 1, int8 or 0")
+    return _GGUF_ACTIVATION_BITS[value]
 
 
 def pack_light(weight: torch.Tensor) -> Weight:
-    """A fp32 weight as fbgemm's fp16 (``pack_fp16``), or, opted in with
-    ``FURIOSA_GGUF_WEIGHTS=1``, in GGUF's own groups when it lies exactly on them (a model
-    that came as GGUF) and our kernels build here.
+    """A fp32 weight in GGUF's own groups when it lies exactly on them (a model that came as
+    GGUF) and our kernels build here; else as fbgemm's fp16 (``pack_fp16``).
 
-    The groups decode faster (a quarter of fp16's bytes, integer dots) and compute as
-    llama.cpp does, 8-bit activations included; the decoder then attends every row on its
-    own too (``kernels.cache_attention``), so greedy outputs stay batch invariant bit for
-    bit. Opt-in: those 8-bit activations move the default model's logits by up to ~10%,
-    enough to change its answers where fp32's top two are close (as llama.cpp's do).
+    The groups decode faster (a quarter of fp16's bytes, integer dots) times activations
+    quantized per group of 32 to 16 bits: the default model's logits move by ~0.01 from
+    fp32's (fp16 weights move them more), and the decoder then attends every row on its own
+    too (``kernels.cache_attention``), so greedy outputs stay batch invariant bit for bit.
+    ``FURIOSA_GGUF_WEIGHTS=int8`` takes llama.cpp's 8-bit activations instead, faster still
+    but opt-in: they move the default model's logits by ~2 (of ~25), enough to change its
+    answers where fp32's top two are close (as llama.cpp's do). ``=0`` keeps fp16.
     """
-    if gguf_weights_enabled():
-        groups = find_groups(weight)
+    bits = gguf_activation_bits()
+    if bits is not None:
+        groups = find_groups(weight, bits)
         if groups is not None:
             return groups
     return pack_fp16(weight)
@@ -135,17 +148,23 @@ def pack_all(
 
 
 def describe_weights(weights: Sequence[Weight]) -> str:
-    """How ``weights`` are stored, for the load log: ``"fp16 x121"``, ``"Q4_1 x120, Q8_0 x1"``."""
+    """How ``weights`` are stored, for the load log: ``"fp16 x121"``,
+    ``"Q4_1 x120, Q8_0 x1 (16-bit activations)"``."""
     kinds: dict[str, int] = {}
+    activations: set[int] = set()
     for weight in weights:
         if isinstance(weight, GroupedWeight):
             kind = weight_format(weight)
+            activations.add(weight.activation_bits)
         elif isinstance(weight, torch.Tensor):
             kind = "fp32" if weight.dtype == torch.float32 else str(weight.dtype)[6:]
         else:
             kind = "fp16"
         kinds[kind] = kinds.get(kind, 0) + 1
-    return ", ".join(f"{kind} x{count}" for kind, count in kinds.items())
+    described = ", ".join(f"{kind} x{count}" for kind, count in kinds.items())
+    if activations:
+        described += f" ({'/'.join(f'{bits}-bit' for bits in sorted(activations))} activations)"
+    return described
 
 
 def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -198,7 +217,7 @@ __all__ = [
     "Weight",
     "describe_weights",
     "fp16_packing_available",
-    "gguf_weights_enabled",
+    "gguf_activation_bits",
     "grouped_linear",
     "linear",
     "linear_dense",

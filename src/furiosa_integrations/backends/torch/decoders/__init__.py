@@ -49,12 +49,13 @@ def load_decoder(
     device: torch.device,
     dtype: torch.dtype,
     max_len: int,
-    fp16_weights: bool = False,
+    light_weights: bool = False,
 ) -> Decoder:
     """The native decoder for the checkpoint's family, else transformers' model (logged).
 
-    ``fp16_weights``: a native decoder computing in fp32 stores its linear weights in fp16
-    (``packed_linear.pack_fp16``); the transformers fallback keeps ``dtype``.
+    ``light_weights``: a native decoder computing in fp32 stores its linear weights lighter
+    (``packed_linear.pack_light``: a GGUF model's own groups, else fp16); the transformers
+    fallback keeps ``dtype``.
     """
     model_type = config.get("model_type")
     family = FAMILIES.get(str(model_type))
@@ -67,7 +68,7 @@ def load_decoder(
             reason = f"{model_type} with {exc}"
         else:
             logger.info("%s: native %s decoder", path.name, model.family)
-            return NativeDecoder(model, device, dtype, max_len, fp16_weights)
+            return NativeDecoder(model, device, dtype, max_len, light_weights)
     logger.warning(
         "%s: %s; running it through transformers' AutoModelForCausalLM, one sequence per "
         "forward (the slower path)",

@@ -45,7 +45,7 @@ class NativeDecoder:
         device: torch.device,
         dtype: torch.dtype,
         max_len: int,
-        fp16_weights: bool = False,
+        light_weights: bool = False,
     ) -> None:
         self.model = model
         self.family = model.family
@@ -61,7 +61,7 @@ class NativeDecoder:
         # Packed weights replace the plain ones; lighter ones (fp32 math) when asked for:
         # a GGUF model's own groups, else fp16.
         packer: Callable[[torch.Tensor], Weight] | None = None
-        if fp16_weights and dtype == torch.float32:
+        if light_weights and dtype == torch.float32:
             packer = pack_light
         elif packing_available(device, dtype):
             packer = pack
@@ -77,8 +77,9 @@ class NativeDecoder:
         # Decode steps run the layers scripted; prefill runs the same module eagerly: its
         # many-row linears dominate (measured 3-10% faster eager), and TorchScript's first,
         # profiling calls would add ~0.1 s to the first reply.
-        # GGUF's groups round each activation row to 8 bits: attention and norms then run
-        # our kernels too (every row on its own: ``cache_attention``), or batch shapes would show.
+        # GGUF's groups round each activation row per group: attention and norms then run
+        # our kernels too (every row on its own: ``cache_attention``), or a batch shape's
+        # last-bit differences could flip a rounding and show.
         self.own_kernels = any(
             isinstance(w, GroupedWeight)
             for layer in model.layers

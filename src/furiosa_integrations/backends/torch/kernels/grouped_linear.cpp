@@ -1,8 +1,7 @@
 // furiosa::grouped_linear on the CPU (AVX2 + FMA + F16C), compiled on the user's machine at
 // first use by kernels/build.py. The weights come in groups of 32 along the input: 4-bit codes
 // with an fp16 scale and minimum per group (GGUF's Q4_1), or 8-bit codes with an fp16 scale
-// (Q8_0), multiplied as llama.cpp's CPU backend does (see below): a quarter (Q4_1) to a half
-// (Q8_0) of fp16's bytes per decode step, and integer dot products.
+// (Q8_0): a quarter (Q4_1) to a half (Q8_0) of fp16's bytes per decode step, and integer dots.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -11,29 +10,140 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
-#include <cstring>
 
 namespace {
 
 constexpr int64_t GROUP = 32;
 
-// The arithmetic is llama.cpp's for these formats on the CPU: each input row is quantized
-// per group of 32 to 8-bit codes qx with a scale dx = amax / 127 (its Q8_0), and
+// Each input row is quantized per group of 32 to integer codes qx with a scale dx: 16-bit
+// codes (dx = amax / 32767: the products are within ~1e-5 of fp32's, the default) or 8-bit
+// ones (dx = amax / 127: llama.cpp's CPU arithmetic for these formats, opt-in). Then
 //   out = sum over g of (dw_g * dx_g) * (integer dot of the group's codes)
 //         + sum over g of mw_g * xsum_g            (Q4_1's minima; xsum_g: the inputs' sum)
 // Every output is computed the same way whatever the batch: one chain of 8-lane FMAs over
 // its groups in order, the lanes summed in one fixed tree, then the minima's dot likewise.
-// Four outputs run side by side (their sums share the tree's instructions); a row's result
-// is the same bits alone or in any batch, and however the outputs are split between threads.
-// A row's groups go in pairs (an even number of groups; gguf_groups.py sees to it).
+// How rows and outputs are blocked together changes only which integer instructions are
+// shared, never a float operation, so a row's result is the same bits alone or in any batch,
+// and however the outputs are split between threads.
+//
+// The kernel walks a row in chunks: a pair of groups for Q4_1 (one 32-byte load; a row has
+// an even number of groups, gguf_groups.py sees to it), one group for Q8_0. A chunk's dot is
+// 8 int32 lanes, lanes 0-3 of the pair's first group and 4-7 of its second (Q4_1), all eight
+// of the group (Q8_0); the input codes are stored in whatever order lines them up with the
+// weight codes as they come out of the load (`Layout` below).
 
-constexpr int NB = 4;  // outputs computed side by side
+// Q4_1: 16 bytes a group, element j in the low nibble of byte j, j + 16 in the high one.
+// Q8_0: 32 signed bytes a group, in order.
+template <int Bits, bool Q4>
+struct Arithmetic;
+
+// 8-bit activations: maddubs multiplies unsigned by signed bytes.
+template <>
+struct Arithmetic<8, true> {
+  using Code = int8_t;
+  static constexpr int regs = 2;
+  // a pair's low nibbles [g0 0..15 | g1 0..15], then its high ones [g0 16..31 | g1 16..31]
+  static int element(int t) { return (t & 15) + (t & 16 ? 32 : 0) + (t & 32 ? 16 : 0); }
+  static inline void decode(const uint8_t* pair, __m256i v[regs]) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    v[0] = _mm256_and_si256(bytes, nibble);
+    v[1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
+  }
+  static inline __m256i dot(const __m256i v[regs], const Code* qx) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32));
+    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(v[0], a), _mm256_maddubs_epi16(v[1], b));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  }
+};
+
+template <>
+struct Arithmetic<8, false> {
+  using Code = int8_t;
+  static constexpr int regs = 2;
+  static int element(int t) { return t; }
+  // maddubs wants an unsigned operand: |w|, and the input codes times sign(w)
+  static inline void decode(const uint8_t* group, __m256i v[regs]) {
+    v[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
+    v[0] = _mm256_sign_epi8(v[1], v[1]);
+  }
+  static inline __m256i dot(const __m256i v[regs], const Code* qx) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(v[0], _mm256_sign_epi8(x, v[1])), _mm256_set1_epi16(1));
+  }
+};
+
+// 16-bit activations: madd multiplies 16-bit lanes. A 16-bit word of the weight bytes holds
+// two bytes' nibbles: masked and shifted, four vectors of 16 codes come out of one load
+// without a shuffle. Word i of a pair's 128-bit half L (group L of the pair) holds, in its
+// four nibbles, elements 2i, 2i + 16, 2i + 1 and 2i + 17.
+template <>
+struct Arithmetic<16, true> {
+  using Code = int16_t;
+  static constexpr int regs = 4;
+  static int element(int t) {  // t: position in the chunk's 64 codes (4 vectors of 16)
+    const int vec = t / 16, lane = (t % 16) / 8, i = t % 8;
+    const int offsets[4] = {0, 1, 16, 17};
+    return lane * 32 + 2 * i + offsets[vec];
+  }
+  static inline void decode(const uint8_t* pair, __m256i v[regs]) {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
+    const __m256i nibble = _mm256_set1_epi16(0x000F);
+    v[0] = _mm256_and_si256(words, nibble);
+    v[1] = _mm256_and_si256(_mm256_srli_epi16(words, 8), nibble);
+    v[2] = _mm256_and_si256(_mm256_srli_epi16(words, 4), nibble);
+    v[3] = _mm256_srli_epi16(words, 12);
+  }
+  static inline __m256i dot(const __m256i v[regs], const Code* qx) {
+    const __m256i* x = reinterpret_cast<const __m256i*>(qx);
+    return _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)),
+                         _mm256_madd_epi16(v[1], _mm256_loadu_si256(x + 1))),
+        _mm256_add_epi32(_mm256_madd_epi16(v[2], _mm256_loadu_si256(x + 2)),
+                         _mm256_madd_epi16(v[3], _mm256_loadu_si256(x + 3))));
+  }
+};
+
+// Word i of a group's 32 bytes holds elements 2i (low byte) and 2i + 1 (high byte).
+template <>
+struct Arithmetic<16, false> {
+  using Code = int16_t;
+  static constexpr int regs = 2;
+  static int element(int t) { return 2 * (t % 16) + t / 16; }
+  static inline void decode(const uint8_t* group, __m256i v[regs]) {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
+    v[0] = _mm256_srai_epi16(_mm256_slli_epi16(words, 8), 8);
+    v[1] = _mm256_srai_epi16(words, 8);
+  }
+  static inline __m256i dot(const __m256i v[regs], const Code* qx) {
+    const __m256i* x = reinterpret_cast<const __m256i*>(qx);
+    return _mm256_add_epi32(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)),
+                            _mm256_madd_epi16(v[1], _mm256_loadu_si256(x + 1)));
+  }
+};
+
+template <int Bits, bool Q4>
+struct Format : Arithmetic<Bits, Q4> {
+  static constexpr bool has_mins = Q4;
+  static constexpr int64_t chunk_groups = Q4 ? 2 : 1;
+  static constexpr int64_t chunk_bytes = 32;  // a pair of Q4_1 groups, or one Q8_0 group
+  static constexpr float levels = Bits == 8 ? 127.f : 32767.f;
+};
 
 // out[i] = the tree sum of acc[i]'s lanes: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-inline void tree_sums(const __m256 acc[NB], float out[NB]) {
+inline void tree_sums(const __m256 acc[4], float out[4]) {
   const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+inline float tree_sum(__m256 acc) {  // the same tree for one accumulator
+  const __m256 four[4] = {acc, acc, acc, acc};
+  float out[4];
+  tree_sums(four, out);
+  return out[0];
 }
 
 inline float hmax(__m256 v) {
@@ -44,217 +154,155 @@ inline float hmax(__m256 v) {
   return s;
 }
 
-// Q4_1: 16 bytes a group, element j in the low nibble of byte j, j + 16 in the high one. A
-// pair of groups is one 32-byte load: its low nibbles are [g0 0..15 | g1 0..15], its high
-// ones [g0 16..31 | g1 16..31], so the input codes of a pair are stored in that order too.
-struct Q4 {
-  static constexpr int64_t bytes_per_group = 16;
-  static constexpr bool has_mins = true;
-  static constexpr bool paired = true;
-  static inline void codes(const uint8_t* pair, __m256i& lo, __m256i& hi) {
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
-    const __m256i nibble = _mm256_set1_epi8(0x0F);
-    lo = _mm256_and_si256(bytes, nibble);
-    hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
-  }
-  // 8 int32 lanes: lanes 0-3 partial dots of the pair's first group, 4-7 of its second
-  static inline __m256 dot(__m256i lo, __m256i hi, const int8_t* qx) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32));
-    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(hi, b));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-  }
-};
-
-// Q8_0: 32 signed codes a group, in order; maddubs wants an unsigned operand: |w| and the
-// input codes times sign(w).
-struct Q8 {
-  static constexpr int64_t bytes_per_group = 32;
-  static constexpr bool has_mins = false;
-  static constexpr bool paired = false;
-  static inline __m256 dot(const uint8_t* group, const int8_t* qx) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
-    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-  }
-};
-
-// The input rows, quantized once per call: codes [M, K] (pairs of groups interleaved for
-// Q4_1, see above), and per group the scale and the inputs' sum ([M, padded], zeros after).
+// The input rows, quantized once per call: codes [M, K] in the chunks' order (Arithmetic's
+// `element`), and per group the scale and the inputs' sum ([M, padded], zeros after).
+template <class F>
 struct QuantizedRows {
+  using Code = typename F::Code;
   int64_t K, groups, padded;
-  std::vector<int8_t> q;
+  std::vector<Code> q;
   std::vector<float> d, sum;
 
-  QuantizedRows(const float* x, int64_t M, int64_t K_, bool paired)
+  QuantizedRows(const float* x, int64_t M, int64_t K_)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
         q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f) {
+    constexpr int chunk = F::chunk_groups * GROUP;
+    int order[chunk];
+    for (int t = 0; t < chunk; ++t) order[t] = F::element(t);
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int64_t r = 0; r < M; ++r)
-      for (int64_t g = 0; g < groups; ++g) {
-        const float* xg = x + r * K + g * GROUP;
-        __m256 v[4];
-        for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xg + 8 * k);
-        const __m256 amax = _mm256_max_ps(
-            _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-            _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-        const float scale = hmax(amax) / 127.f;
-        const __m256 inverse = _mm256_set1_ps(scale != 0.f ? 1.f / scale : 0.f);
-        __m256i i[4];
-        for (int k = 0; k < 4; ++k)
-          i[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], inverse),
-                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        const __m256i codes = _mm256_permutevar8x32_epi32(
-            _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3])),
-            order);  // the group's 32 codes in order
-        int8_t* out = q.data() + r * K + g * GROUP;
-        if (paired) {  // [g0 0..15 | g1 0..15] [g0 16..31 | g1 16..31] per pair
-          int8_t* pair = q.data() + r * K + (g & ~int64_t(1)) * GROUP;
-          const int64_t half = (g & 1) * 16;
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(pair + half), _mm256_castsi256_si128(codes));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(pair + 32 + half), _mm256_extracti128_si256(codes, 1));
-        } else {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), codes);
+    at::parallel_for(0, M, 16, [&](int64_t r0, int64_t r1) {
+      alignas(32) int32_t codes[chunk];
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+          const float* xg = x + r * K + g * GROUP;
+          __m256 v[4];
+          for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xg + 8 * k);
+          const __m256 amax = _mm256_max_ps(
+              _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+              _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+          const float scale = hmax(amax) / F::levels;
+          const __m256 inverse = _mm256_set1_ps(scale != 0.f ? 1.f / scale : 0.f);
+          const __m256 limit = _mm256_set1_ps(F::levels);
+          int32_t* own = codes + (g % F::chunk_groups) * GROUP;
+          for (int k = 0; k < 4; ++k) {
+            const __m256 scaled = _mm256_round_ps(_mm256_mul_ps(v[k], inverse),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(own + 8 * k),
+                               _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(scaled, limit),
+                                                                _mm256_sub_ps(_mm256_setzero_ps(), limit))));
+          }
+          if (g % F::chunk_groups == F::chunk_groups - 1) {  // the chunk is complete
+            Code* out = q.data() + r * K + (g + 1 - F::chunk_groups) * GROUP;
+            for (int t = 0; t < chunk; ++t) out[t] = static_cast<Code>(codes[order[t]]);
+          }
+          d[r * padded + g] = scale;
+          const __m256 s4 = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
+          alignas(32) float lanes[8];
+          _mm256_store_ps(lanes, s4);
+          float total = 0.f;
+          for (int k = 0; k < 8; ++k) total += lanes[k];
+          sum[r * padded + g] = total;
         }
-        d[r * padded + g] = scale;
-        const __m256 s4 = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
-        alignas(32) float lanes[8];
-        _mm256_store_ps(lanes, s4);
-        float total = 0.f;
-        for (int k = 0; k < 8; ++k) total += lanes[k];
-        sum[r * padded + g] = total;
-      }
+    });
   }
 };
 
-// out[i] = the tree sum of acc[i] + (Q4_1) the tree sum of sum over g of mw_g * xsum_g, for
-// input row `row` and outputs n0 .. n0 + count - 1: the last steps of every output.
-template <class Format>
-inline void finish(const __m256 acc[NB], const QuantizedRows& x, int64_t row, const uint16_t* mins,
-                   int64_t n0, int64_t count, float* out) {
-  float dots[NB];
-  tree_sums(acc, dots);
-  float minima[NB] = {0.f, 0.f, 0.f, 0.f};
-  if (Format::has_mins) {
-    const int64_t padded = x.padded;
-    __m256 m[NB] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const float* xsum = x.sum.data() + row * padded;
-    for (int i = 0; i < count; ++i)
-      for (int64_t g = 0; g < padded; g += 8)
-        m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-                                   reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
-                               _mm256_loadu_ps(xsum + g), m[i]);
-    tree_sums(m, minima);
+// The lanes' scales of chunk k from a block of 8 groups' scales s8 (lane g: group g's
+// dw * dx), without a lane-crossing shuffle per chunk (those are slow on AMD's Zen 2): for
+// Q4_1 the block is arranged once as [s0 s2 s4 s6 | s1 s3 s5 s7], and chunk k's lanes
+// [s2k x4 | s2k+1 x4] are an in-lane broadcast of it; for Q8_0 chunk k's lanes are s_k,
+// broadcast from a copy in memory. Only copies of the same products: no rounding.
+template <class F>
+struct Scales {
+  __m256 arranged;
+  alignas(32) float copy[8];
+  inline void set(__m256 s8) {
+    if constexpr (F::chunk_groups == 2)
+      arranged = _mm256_permutevar8x32_ps(s8, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    else
+      _mm256_store_ps(copy, s8);
   }
-  for (int i = 0; i < count; ++i) out[i] = dots[i] + minima[i];
+  template <int k>
+  inline __m256 chunk() const {
+    if constexpr (F::chunk_groups == 2)
+      return _mm256_permute_ps(arranged, k * 0x55);
+    else
+      return _mm256_broadcast_ss(copy + k);
+  }
+};
+
+// f(std::integral_constant<int, k>) for k = 0 .. n - 1: the chunks of a block of 8 groups,
+// unrolled (the Q4_1 broadcast takes k as an immediate)
+template <class Fn, int... k>
+inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
+  (f(std::integral_constant<int, k>{}), ...);
 }
 
-// Outputs n0 .. n0 + NB - 1 (those < N) for input row r. Scales and minima rows are padded
-// with zeros to a multiple of 8 groups (gguf_groups.py), so they load 8 at a time.
-template <class Format>
-inline void outputs(const QuantizedRows& x, int64_t r, const uint8_t* codes, const uint16_t* scales,
-                    const uint16_t* mins, int64_t n0, int64_t N, float* out) {
+// Outputs n0 .. n0 + count - 1 (count <= C) for input rows r0 .. r0 + R - 1: each chunk's
+// weight codes are decoded once for the R rows, each row's codes are loaded once for the C
+// outputs. R * C accumulators stay in registers (AVX2 has 16): R = 1, C = 4 for one row,
+// R = 4, C = 1 for many. out[r * out_stride + i].
+template <class F, int R, int C>
+inline void block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes, const uint16_t* scales,
+                  const uint16_t* mins, int64_t n0, int64_t count, int64_t N, float* out,
+                  int64_t out_stride) {
   const int64_t groups = x.groups, padded = x.padded;
-  const int64_t row_bytes = groups * Format::bytes_per_group;
-  const int64_t count = std::min<int64_t>(NB, N - n0);
-  const float* dx = x.d.data() + r * padded;
-  const int8_t* qx = x.q.data() + r * x.K;
-  __m256 acc[NB] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  const int64_t row_bytes = groups / F::chunk_groups * F::chunk_bytes;
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < C; ++i) acc[r][i] = _mm256_setzero_ps();
   for (int64_t g0 = 0; g0 < groups; g0 += 8) {  // 8 groups' scales at a time: dw * dx
-    __m256 s[NB];
-    const __m256 dx8 = _mm256_loadu_ps(dx + g0);
-    for (int i = 0; i < count; ++i)
-      s[i] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-                               reinterpret_cast<const __m128i*>(scales + (n0 + i) * padded + g0))),
-                           dx8);
-    const int64_t block = std::min<int64_t>(8, groups - g0);
-    // The weights stream from memory in short rows: ask for the block after next early.
-    const uint8_t* ahead = codes + (n0 + 2 * NB) * row_bytes + g0 * Format::bytes_per_group;
-    if (n0 + 3 * NB <= N)
-      for (int i = 0; i < NB; ++i)
-        for (int64_t line = 0; line < 8 * Format::bytes_per_group; line += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + i * row_bytes + line), _MM_HINT_T0);
-    if constexpr (Format::paired) {
-      for (int64_t k = 0; k < block / 2; ++k) {  // pair g0 / 2 + k: lanes [s_2k x4 | s_2k+1 x4]
-        const __m256i spread = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1,
-                                                 2 * k + 1, 2 * k + 1);
-        const int64_t p = g0 / 2 + k;
-        for (int i = 0; i < count; ++i) {
-          __m256i lo, hi;
-          Format::codes(codes + (n0 + i) * row_bytes + p * 32, lo, hi);
-          acc[i] = _mm256_fmadd_ps(Format::dot(lo, hi, qx + p * 64),
-                                   _mm256_permutevar8x32_ps(s[i], spread), acc[i]);
-        }
-      }
-    } else {
-      for (int64_t k = 0; k < block; ++k) {
-        const __m256i spread = _mm256_set1_epi32(k);
-        const int64_t g = g0 + k;
-        for (int i = 0; i < count; ++i)
-          acc[i] = _mm256_fmadd_ps(Format::dot(codes + (n0 + i) * row_bytes + g * 32, qx + g * GROUP),
-                                   _mm256_permutevar8x32_ps(s[i], spread), acc[i]);
-      }
-    }
-  }
-  finish<Format>(acc, x, r, mins, n0, count, out);
-}
-
-// The same outputs for up to ROWS input rows at once: each group's codes are decoded once
-// for all of them and each input load serves all NB outputs. Per output and row, the very
-// operations of `outputs` in the same order (tested: a row's bits do not change with M).
-constexpr int ROWS = 8;
-
-template <class Format>
-inline void outputs_rows(const QuantizedRows& x, int64_t r0, int64_t rows, const uint8_t* codes,
-                         const uint16_t* scales, const uint16_t* mins, int64_t n0, int64_t N,
-                         float* out, int64_t out_stride) {
-  const int64_t groups = x.groups, padded = x.padded;
-  const int64_t row_bytes = groups * Format::bytes_per_group;
-  const int64_t count = std::min<int64_t>(NB, N - n0);
-  __m256 acc[ROWS][NB], s[ROWS][NB];
-  for (int64_t r = 0; r < rows; ++r)
-    for (int i = 0; i < NB; ++i) acc[r][i] = _mm256_setzero_ps();
-  for (int64_t g0 = 0; g0 < groups; g0 += 8) {
-    for (int i = 0; i < count; ++i) {
+    Scales<F> s[R][C];
+    for (int i = 0; i < C; ++i) {
+      if (i >= count) break;
       const __m256 dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + (n0 + i) * padded + g0)));
-      for (int64_t r = 0; r < rows; ++r)
-        s[r][i] = _mm256_mul_ps(dw, _mm256_loadu_ps(x.d.data() + (r0 + r) * padded + g0));
+      for (int r = 0; r < R; ++r) s[r][i].set(_mm256_mul_ps(dw, _mm256_loadu_ps(x.d.data() + (r0 + r) * padded + g0)));
     }
-    const int64_t block = std::min<int64_t>(8, groups - g0);
-    if constexpr (Format::paired) {
-      for (int64_t k = 0; k < block / 2; ++k) {
-        const __m256i spread = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1,
-                                                 2 * k + 1, 2 * k + 1);
-        const int64_t p = g0 / 2 + k;
-        __m256i lo[NB], hi[NB];
-        for (int i = 0; i < count; ++i) Format::codes(codes + (n0 + i) * row_bytes + p * 32, lo[i], hi[i]);
-        for (int64_t r = 0; r < rows; ++r) {
-          const int8_t* qx = x.q.data() + (r0 + r) * x.K + p * 64;
-          for (int i = 0; i < count; ++i)
-            acc[r][i] = _mm256_fmadd_ps(Format::dot(lo[i], hi[i], qx),
-                                        _mm256_permutevar8x32_ps(s[r][i], spread), acc[r][i]);
+    const int64_t chunks = std::min<int64_t>(8, groups - g0) / F::chunk_groups;
+    if (R == 1 && count == C) {
+      // One row: the weights stream from memory in short rows; ask for the same 8 groups of
+      // the block after next early.
+      const uint8_t* ahead = codes + (n0 + 2 * C) * row_bytes + g0 / F::chunk_groups * F::chunk_bytes;
+      if (n0 + 3 * C <= N)
+        for (int i = 0; i < C; ++i)
+          for (int64_t line = 0; line < chunks * F::chunk_bytes; line += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + i * row_bytes + line), _MM_HINT_T0);
+    }
+    unrolled([&](auto kc) {
+      constexpr int k = decltype(kc)::value;
+      if (k >= chunks) return;
+      const int64_t c = g0 / F::chunk_groups + k;
+      for (int i = 0; i < C; ++i) {
+        if (i >= count) break;
+        __m256i v[F::regs];
+        F::decode(codes + (n0 + i) * row_bytes + c * F::chunk_bytes, v);
+        for (int r = 0; r < R; ++r) {
+          const typename F::Code* qx = x.q.data() + (r0 + r) * x.K + c * F::chunk_groups * GROUP;
+          acc[r][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx)), s[r][i].template chunk<k>(), acc[r][i]);
         }
       }
-    } else {
-      for (int64_t k = 0; k < block; ++k) {
-        const __m256i spread = _mm256_set1_epi32(k);
-        const int64_t g = g0 + k;
-        for (int64_t r = 0; r < rows; ++r) {
-          const int8_t* qx = x.q.data() + (r0 + r) * x.K + g * GROUP;
-          for (int i = 0; i < count; ++i)
-            acc[r][i] = _mm256_fmadd_ps(Format::dot(codes + (n0 + i) * row_bytes + g * 32, qx),
-                                        _mm256_permutevar8x32_ps(s[r][i], spread), acc[r][i]);
-        }
-      }
-    }
+    }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
   }
-  for (int64_t r = 0; r < rows; ++r) finish<Format>(acc[r], x, r0 + r, mins, n0, count, out + r * out_stride);
+  // the last steps: the lanes' tree sums, and (Q4_1) the minima's dot likewise
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < C; ++i) {
+      if (i >= count) break;
+      float result = tree_sum(acc[r][i]);
+      if constexpr (F::has_mins) {
+        __m256 m = _mm256_setzero_ps();
+        const float* xsum = x.sum.data() + (r0 + r) * padded;
+        for (int64_t g = 0; g < padded; g += 8)
+          m = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
+                                  reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
+                              _mm256_loadu_ps(xsum + g), m);
+        result += tree_sum(m);
+      }
+      out[r * out_stride + i] = result;
+    }
 }
 
-template <class Format>
+template <class F>
 at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
                                const at::Tensor& scales, const at::Tensor& mins) {
   TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kFloat, "input: 2-D fp32");
@@ -268,33 +316,41 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   float* op = out.data_ptr<float>();
   const uint8_t* cp = static_cast<const uint8_t*>(codes.data_ptr());
   const uint16_t* sp = static_cast<const uint16_t*>(scales.data_ptr());
-  const uint16_t* mp = Format::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
-  const QuantizedRows rows(x.data_ptr<float>(), M, K, Format::paired);
+  const uint16_t* mp = F::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
+  const QuantizedRows<F> rows(x.data_ptr<float>(), M, K);
+  constexpr int64_t NB = 4, RB = 4;
   const int64_t blocks = (N + NB - 1) / NB;
   constexpr int64_t CHUNK = 64;  // input rows kept in cache while the weights stream past
   at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
-    float results[NB];
     for (int64_t m0 = 0; m0 < M; m0 += CHUNK)
       for (int64_t b = b0; b < b1; ++b) {
-        const int64_t n0 = b * NB;
-        if (M == 1) {  // a decode step of one sequence: the accumulators stay in registers
-          outputs<Format>(rows, 0, cp, sp, mp, n0, N, results);
-          for (int64_t i = 0; i < std::min<int64_t>(NB, N - n0); ++i) op[n0 + i] = results[i];
+        const int64_t n0 = b * NB, count = std::min(NB, N - n0);
+        if (M == 1) {  // a decode step of one sequence
+          block<F, 1, NB>(rows, 0, cp, sp, mp, n0, count, N, op + n0, N);
           continue;
         }
-        for (int64_t r = m0; r < std::min(M, m0 + CHUNK); r += ROWS)
-          outputs_rows<Format>(rows, r, std::min<int64_t>(ROWS, std::min(M, m0 + CHUNK) - r), cp, sp,
-                               mp, n0, N, op + r * N + n0, N);
+        const int64_t m1 = std::min(M, m0 + CHUNK);
+        for (int64_t i = 0; i < count; ++i) {
+          int64_t r = m0;
+          for (; r + RB <= m1; r += RB) block<F, RB, 1>(rows, r, cp, sp, mp, n0 + i, 1, N, op + r * N + n0 + i, N);
+          for (; r < m1; ++r) block<F, 1, 1>(rows, r, cp, sp, mp, n0 + i, 1, N, op + r * N + n0 + i, N);
+        }
       }
   });
   return out;
 }
 
-at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes,
-                          const at::Tensor& scales, const at::Tensor& mins) {
-  if (codes.scalar_type() == at::kByte) return grouped_linear_impl<Q4>(input, codes, scales, mins);
-  TORCH_CHECK(codes.scalar_type() == at::kChar, "codes: uint8 (4-bit pairs) or int8");
-  return grouped_linear_impl<Q8>(input, codes, scales, mins);
+at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                          const at::Tensor& mins, int64_t activation_bits) {
+  TORCH_CHECK(activation_bits == 8 || activation_bits == 16, "activation_bits: 8 or 16");
+  TORCH_CHECK(codes.scalar_type() == at::kByte || codes.scalar_type() == at::kChar,
+              "codes: uint8 (4-bit pairs) or int8");
+  const bool q4 = codes.scalar_type() == at::kByte;
+  if (activation_bits == 16)
+    return q4 ? grouped_linear_impl<Format<16, true>>(input, codes, scales, mins)
+              : grouped_linear_impl<Format<16, false>>(input, codes, scales, mins);
+  return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins)
+            : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins);
 }
 
 // ---- finding the groups in dequantized weights (see gguf_groups.py) ----

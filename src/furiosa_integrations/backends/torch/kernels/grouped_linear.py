@@ -9,14 +9,17 @@ of byte ``j``, element ``j + 16`` in the high one) or ``[N, K]`` int8, ``scales`
 ``K/32`` groups padded with zeros to a multiple of 8 (the kernel loads 8 at a time). ``K``
 is a multiple of 64 (the kernel takes groups in pairs).
 
-The arithmetic is llama.cpp's CPU backend's for these formats: each input row is quantized
-per group of 32 to 8-bit codes with scale ``amax / 127``, the groups' integer dot products
-are scaled and summed in fp32, and Q4_1's minima multiply the inputs' exact group sums.
-So our decode reads a quarter to a half of fp16's bytes and multiplies integers, and a
-GGUF model computes as it does in llama.cpp. Each output row depends on its input row
-alone (batch invariance). The schema is defined here with a reference kernel for every
-device (the same arithmetic in torch ops); the native CPU kernel (``grouped_linear.cpp``,
-loaded by ``build``) takes precedence on the CPU where it could be built.
+Each input row is quantized per group of 32 to integer codes, the groups' integer dot
+products are scaled and summed in fp32, and Q4_1's minima multiply the inputs' exact group
+sums. ``activation_bits`` says how fine the input codes are: 16 (scale ``amax / 32767``;
+the products are within ~1e-5 of fp32's, and the default model's logits move by ~0.01,
+less than fp16 weights move them) or 8 (scale ``amax / 127``: llama.cpp's CPU arithmetic
+for these formats, faster, but it moves the default model's logits by ~2 and can
+change its answers). Either way our decode reads a quarter to a half of fp16's bytes and
+multiplies integers. Each output row depends on its input row alone (batch invariance).
+The schema is defined here with a reference kernel for every device (the same arithmetic
+in torch ops); the native CPU kernel (``grouped_linear.cpp``, loaded by ``build``) takes
+precedence on the CPU where it could be built.
 """
 
 # No ``from __future__ import annotations``: TorchScript reads ``GroupedWeight``'s field
@@ -28,7 +31,10 @@ import torch
 from . import build
 
 GROUP = 32
-SCHEMA = "grouped_linear(Tensor input, Tensor codes, Tensor scales, Tensor mins) -> Tensor"
+SCHEMA = (
+    "grouped_linear(Tensor input, Tensor codes, Tensor scales, Tensor mins, int activation_bits)"
+    " -> Tensor"
+)
 
 
 class GroupedWeight(NamedTuple):
@@ -37,6 +43,7 @@ class GroupedWeight(NamedTuple):
     codes: torch.Tensor
     scales: torch.Tensor
     mins: torch.Tensor
+    activation_bits: int  # how the inputs are quantized per group: 16 or 8 (see above)
 
 
 def weight_format(weight: GroupedWeight) -> str:
@@ -58,7 +65,7 @@ def _halves(bits: torch.Tensor, groups: int) -> torch.Tensor:
 
 def dequantize(weight: GroupedWeight) -> torch.Tensor:
     """The fp32 weight ``[N, K]``: ``d * q + m`` per group, as GGUF's own dequantizer gives."""
-    codes, scales, mins = weight
+    codes, scales, mins, _ = weight
     q = _codes(codes).float()
     groups = q.shape[1]
     out = q * _halves(scales, groups).unsqueeze(-1)
@@ -67,20 +74,27 @@ def dequantize(weight: GroupedWeight) -> torch.Tensor:
     return out.reshape(codes.shape[0], -1)
 
 
-def quantize_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """2-D fp32 ``rows`` per group of 32 as llama.cpp's Q8_0: integer codes (as floats)
-    ``[M, G, 32]``, scales ``[M, G]`` (``amax / 127``) and the groups' sums ``[M, G]``."""
+def quantize_rows(rows: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """2-D fp32 ``rows`` per group of 32 to ``bits``-bit codes (8: llama.cpp's Q8_0): integer
+    codes (as floats) ``[M, G, 32]``, scales ``[M, G]`` (``amax / levels``) and the groups'
+    sums ``[M, G]``."""
+    levels = float(2 ** (bits - 1) - 1)
     groups = rows.float().reshape(rows.shape[0], -1, GROUP)
-    scale = groups.abs().amax(-1) / 127
+    scale = groups.abs().amax(-1) / levels
     inverse = torch.where(scale != 0, 1 / scale, torch.zeros_like(scale))
-    return torch.round(groups * inverse.unsqueeze(-1)), scale, groups.sum(-1)
+    codes = torch.round(groups * inverse.unsqueeze(-1)).clamp(-levels, levels)
+    return codes, scale, groups.sum(-1)
 
 
 def _reference(
-    input: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor
+    input: torch.Tensor,
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    mins: torch.Tensor,
+    activation_bits: int,
 ) -> torch.Tensor:
     """The native kernel's arithmetic in torch ops (to fp32 summation order)."""
-    qx, dx, xsum = quantize_rows(input)
+    qx, dx, xsum = quantize_rows(input, activation_bits)
     q = _codes(codes)
     groups = q.shape[1]
     dots = torch.einsum("mgj,ngj->mng", qx.double(), q.double())  # exact integers
@@ -110,7 +124,7 @@ def grouped_linear(
 ) -> torch.Tensor:
     """2-D fp32 ``rows`` times a grouped weight, in fp32 (TorchScript compiles it too)."""
     out = torch.ops.furiosa.grouped_linear(
-        rows.contiguous(), weight.codes, weight.scales, weight.mins
+        rows.contiguous(), weight.codes, weight.scales, weight.mins, weight.activation_bits
     )
     if bias is not None:
         out = out + bias
