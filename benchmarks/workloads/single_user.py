@@ -8,8 +8,8 @@ same GGUF, converted once: on x86 its own Q4_1/Q8_0 groups found again, 16-bit a
 our kernels), with controls: exact fp32, bf16, fp16 weights (``FURIOSA_GGUF_WEIGHTS=0``)
 and llama.cpp's own 8-bit activations (``FURIOSA_GGUF_WEIGHTS=int8``, opt-in). Greedy, EOS
 ignored, so each request makes exactly the tokens asked for. llama-cpp-python serves one
-sequence at a
-time, so the concurrent case runs its requests one after another, as ChatLlamaCpp does.
+sequence at a time, so the concurrent case runs its requests one after another, as
+ChatLlamaCpp does.
 
 When ``.venv-vllm`` exists (``bash scripts/bench.sh --vllm`` builds it), vLLM on CPU runs
 in the same run too: its OpenAI server on 127.0.0.1 (``benchmarks/servers.py``: eager,
