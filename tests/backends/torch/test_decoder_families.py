@@ -89,6 +89,37 @@ def test_logits_match_transformers(tiny: Tiny) -> None:
         nxt = [int(row.argmax()) for row in step]
 
 
+def test_gguf_groups_run_our_kernels_path(tiny: Tiny, tmp_path: Path) -> None:
+    """A GGUF-like checkpoint of the family (linear weights on Q4_1's grid): the default
+    light weights keep the groups and the decoder runs our kernels (16-bit activations,
+    fused RoPE with cache writes and SiLU where the family has them); logits stay within
+    0.1% of transformers' on the same weights; the scripted step equals the
+    eager one, and each row's logits are the same bits alone or beside others."""
+    from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
+    from tests.backends.torch.test_engine_speed_paths import assert_rows_on_their_own
+
+    if not native_kernel_loaded():
+        pytest.skip("the GGUF kernels are native (x86 with AVX2 and a C++ compiler)")
+    path = tiny_models.build(tiny.model_type, tmp_path / "q4_1", gguf_groups=True)
+    reference = tiny_models.reference(path)
+    decoder = load_decoder(
+        path, read_config(path), torch.device("cpu"), torch.float32, 256, light_weights=True
+    )
+    assert decoder.own_kernels and "Q4_1" in decoder.weights, decoder.weights
+    prompts = tiny_models.prompts_of_many_lengths(seed=3)
+    a, b = prompts[1], prompts[3]
+    decoder.cache.ensure(2, 64)
+    logits = decoder.prefill(
+        torch.tensor(a + b), [PrefillSegment(0, 0, len(a), 0), PrefillSegment(1, len(a), len(b), 0)]
+    )
+    for row, prompt in zip(logits, (a, b), strict=True):
+        with torch.inference_mode():
+            expected = reference(torch.tensor([prompt])).logits[0, -1]
+        assert (row - expected).abs().max() < 1e-3 * expected.abs().max()
+    assert_scripted_equals_eager(decoder, prompts[:3])
+    assert_rows_on_their_own(decoder, prompts[0], prompts[2])
+
+
 def test_scripted_layers_equal_eager_bit_for_bit(tiny: Tiny) -> None:
     """On CPU the layers run as TorchScript: the same kernels in the same order as the
     eager code, so prefill and batched decode logits are identical, not just close."""

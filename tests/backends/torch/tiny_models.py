@@ -125,6 +125,19 @@ def _config(model_type: str, extra: dict[str, Any]) -> Any:
     return AutoConfig.for_model(model_type, **{**common, **extra})
 
 
+def _snap_to_q4_1(model: Any) -> None:
+    import gguf
+    from transformers.pytorch_utils import Conv1D
+
+    q4_1 = gguf.GGMLQuantizationType.Q4_1
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear | Conv1D):
+            # a linear's inputs are its weight's last axis (Conv1D, GPT-2's: its first)
+            weight = module.weight.T if isinstance(module, Conv1D) else module.weight
+            grid = gguf.quants.dequantize(gguf.quants.quantize(weight.numpy(), q4_1), q4_1)
+            weight.copy_(torch.from_numpy(grid))
+
+
 def copy_tokenizer(target: Path) -> None:
     source = resolve_model(None, "generate").path
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -132,8 +145,12 @@ def copy_tokenizer(target: Path) -> None:
             shutil.copy(source / name, target / name)
 
 
-def build(model_type: str, target: Path, seed: int = 0) -> Path:
-    """Save a tiny ``model_type`` causal LM with random weights (and a tokenizer) to ``target``."""
+def build(model_type: str, target: Path, seed: int = 0, gguf_groups: bool = False) -> Path:
+    """Save a tiny ``model_type`` causal LM with random weights (and a tokenizer) to ``target``.
+
+    ``gguf_groups``: every linear weight lies on GGUF's Q4_1 grid along its inputs (quantized
+    and dequantized by the ``gguf`` package), as a converted GGUF model's weights do, so the
+    engine keeps them in their groups and runs our kernels' path."""
     from transformers import AutoModelForCausalLM
 
     extra = FAMILIES.get(model_type, FALLBACK_FAMILIES.get(model_type))
@@ -144,6 +161,8 @@ def build(model_type: str, target: Path, seed: int = 0) -> Path:
         for param in model.parameters():
             if param.ndim == 1:  # norm weights and biases: move them off ones and zeros
                 param.add_(torch.randn_like(param) * 0.2)
+        if gguf_groups:
+            _snap_to_q4_1(model)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(target))
     copy_tokenizer(target)

@@ -140,18 +140,7 @@ class PrefillAttention:
             cache.keys[index, s.slot, :, s.position : end] = k[new].transpose(0, 1)
             cache.values[index, s.slot, :, s.position : end] = v[new].transpose(0, 1)
         if self.exact:
-            scale = q.shape[-1] ** -0.5 if layer.scale is None else layer.scale
-            out = cache_attention(
-                q,
-                cache.keys[index],
-                cache.values[index],
-                self.slots,
-                self.positions,
-                layer.window or 0,
-                scale,
-                self.softcap or 0.0,
-            )
-            return out.reshape(q.shape[0], -1)
+            return self.cached(index, layer, q)
         for s, views in zip(self.segments, self.views, strict=True):
             end = s.position + s.length
             new = slice(s.start, s.start + s.length)
@@ -162,3 +151,19 @@ class PrefillAttention:
             o = attention(qs, ks, vs, mask, layer.scale, self.softcap)
             outs.append(o[0].transpose(0, 1).reshape(s.length, -1))
         return torch.cat(outs)
+
+    def cached(self, index: int, layer: LayerWeights, q: torch.Tensor) -> torch.Tensor:
+        """The exact path's attention for ``q`` ``[T, H, D]`` once layer ``index``'s new K/V
+        are in the cache (``LayerStack.query_into_cache`` writes them)."""
+        scale = q.shape[-1] ** -0.5 if layer.scale is None else layer.scale
+        out = cache_attention(
+            q,
+            self.cache.keys[index],
+            self.cache.values[index],
+            self.slots,
+            self.positions,
+            layer.window or 0,
+            scale,
+            self.softcap or 0.0,
+        )
+        return out.reshape(q.shape[0], -1)

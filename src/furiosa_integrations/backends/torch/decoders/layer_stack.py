@@ -23,6 +23,7 @@ from typing import Final, Optional
 import torch
 
 from ..kernels.cache_attention import cache_attention
+from ..kernels.layer_ops import rotary_store, silu_mul
 from ..kernels.rms_norm import native_rms_norm
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
 from ..packed_linear import (
@@ -72,7 +73,9 @@ class LayerStack(torch.nn.Module):
     attn_softcap: float | None
     final_softcap: float | None
     qk_norm: str  # "", "head" or "full"
-    own_kernels: bool  # our kernels' path: ``cache_attention``, ``native_rms_norm``
+    own_kernels: bool  # our kernels' path: ``cache_attention``, ``native_rms_norm``, ...
+    fused_rotary: bool  # ... and ``rotary_store`` (RoPE, no q/k norms: see query_into_cache)
+    fused_silu: bool  # ... and ``silu_mul`` (a gated SiLU MLP)
     window_sizes: list[int]  # per layer: its sliding window, 0 for none
 
     def __init__(
@@ -95,6 +98,8 @@ class LayerStack(torch.nn.Module):
         self.logits_divisor = model.logits_divisor
         self.attn_softcap = model.attn_softcap
         self.final_softcap = model.final_softcap
+        self.fused_rotary = own_kernels and self.qk_norm == "" and len(model.rope) > 0
+        self.fused_silu = own_kernels and model.gated_mlp and model.act in ("silu", "swish")
         self.fp16, self.grouped, self.dense, self.biases = [], [], [], []
         self.norm_weights, self.norm_biases = [], []
         for w in model.layers:  # in the order of the offsets above
@@ -163,7 +168,9 @@ class LayerStack(torch.nn.Module):
 
     def _mlp(self, i: int, x: torch.Tensor) -> torch.Tensor:
         up = self._linear(x, 4 * i + self.UP)
-        if self.gated_mlp:
+        if self.fused_silu and up.dim() == 2 and up.dtype == torch.float32:
+            up = silu_mul(up)
+        elif self.gated_mlp:
             gate_up = up.chunk(2, dim=-1)
             up = apply_activation(self.act, gate_up[0]) * gate_up[1]
         else:
@@ -201,6 +208,41 @@ class LayerStack(torch.nn.Module):
         return q, k, v
 
     @torch.jit.export
+    def query_into_cache(
+        self,
+        i: int,
+        hidden: torch.Tensor,
+        cos: list[torch.Tensor],
+        sin: list[torch.Tensor],
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        slots: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """Layer ``i``'s q ``[T, H, D]`` for ``hidden`` ``[T, hidden]``; its k and v go
+        straight into ``keys``/``values`` ``[slots, KV, S, D]`` at each row's slot and
+        position. With ``fused_rotary`` RoPE and the cache writes are one op; else the
+        pieces of ``attention_inputs``."""
+        if self.fused_rotary:
+            qkv = self._linear(self._norm(hidden, 6 * i + self.ATTN), 4 * i + self.QKV)
+            t = self.rope_index[i]
+            return rotary_store(
+                qkv,
+                cos[t],
+                sin[t],
+                keys,
+                values,
+                slots,
+                positions,
+                self.num_heads,
+                self.num_kv_heads,
+            )
+        q, k, v = self.attention_inputs(i, hidden, cos, sin)
+        keys[slots, :, positions] = k
+        values[slots, :, positions] = v
+        return q
+
+    @torch.jit.export
     def layer_output(self, i: int, hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         """Layer ``i``'s output from its input ``hidden`` and attention output ``attn``."""
         attn = self._norm(self._linear(attn, 4 * i + self.OUT), 6 * i + self.ATTN_OUT)
@@ -235,11 +277,8 @@ class LayerStack(torch.nn.Module):
         positions = where[:, 0, 0, 0]
         slots = torch.arange(batch, device=hidden.device)
         for i in range(self.num_layers):
-            q, k, v = self.attention_inputs(i, hidden, cos, sin)
-            layer_keys, layer_values = keys[i, :batch], values[i, :batch]
-            layer_keys.scatter_(2, where, k.unsqueeze(2))
-            layer_values.scatter_(2, where, v.unsqueeze(2))
             if self.own_kernels:
+                q = self.query_into_cache(i, hidden, cos, sin, keys[i], values[i], slots, positions)
                 scale = self.scales[i]
                 cap = self.attn_softcap
                 out = cache_attention(
@@ -254,6 +293,10 @@ class LayerStack(torch.nn.Module):
                 )
                 hidden = self.layer_output(i, hidden, out.reshape(batch, -1))
                 continue
+            q, k, v = self.attention_inputs(i, hidden, cos, sin)
+            layer_keys, layer_values = keys[i, :batch], values[i, :batch]
+            layer_keys.scatter_(2, where, k.unsqueeze(2))
+            layer_values.scatter_(2, where, v.unsqueeze(2))
             w = self.window_index[i]
             low = lows[w]
             out = attention(

@@ -132,9 +132,24 @@ class NativeDecoder:
         )
         cos, sin = self._tables(positions)
         hidden = self._embed(tokens, positions)
+        cache = self.cache
         for i, layer in enumerate(self.model.layers):
-            q, k, v = self.layers.attention_inputs(i, hidden, cos, sin)
-            hidden = self.layers.layer_output(i, hidden, attend(i, layer, q, k, v))
+            if self.own_kernels:  # K/V straight into the cache, every row attended on its own
+                q = self.layers.query_into_cache(
+                    i,
+                    hidden,
+                    cos,
+                    sin,
+                    cache.keys[i],
+                    cache.values[i],
+                    attend.slots,
+                    attend.positions,
+                )
+                out = attend.cached(i, layer, q)
+            else:
+                q, k, v = self.layers.attention_inputs(i, hidden, cos, sin)
+                out = attend(i, layer, q, k, v)
+            hidden = self.layers.layer_output(i, hidden, out)
         last = torch.tensor([s.start + s.length - 1 for s in segments], device=self.device)
         return self.layers.logits(hidden[last])
 

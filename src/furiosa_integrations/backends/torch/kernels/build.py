@@ -28,7 +28,8 @@ from ....models.gguf_cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("grouped_linear.cpp", "cache_attention.cpp", "rms_norm.cpp")
+SOURCES = ("grouped_linear.cpp", "cache_attention.cpp", "rms_norm.cpp", "layer_ops.cpp")
+HEADERS = ("vector_math.h",)
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 _lock = threading.Lock()
@@ -58,7 +59,7 @@ def _build_and_load() -> bool:
         logger.info("native kernels unavailable (%s); using torch's kernels", reason)
         return False
     here = Path(__file__).parent
-    source_text = b"".join((here / name).read_bytes() for name in SOURCES)
+    source_text = b"".join((here / name).read_bytes() for name in SOURCES + HEADERS)
     key = hashlib.sha256(
         source_text + torch.__version__.encode() + compiler.encode() + " ".join(flags).encode()
     ).hexdigest()[:16]
