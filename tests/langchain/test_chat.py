@@ -273,8 +273,11 @@ async def test_async_early_exit_aborts(chat: FuriosaChat, chat_engine: AsyncEngi
     await stream.aclose()  # type: ignore[attr-defined]
     await wait_idle(chat_engine)
 
-    task = asyncio.create_task(chat.ainvoke(COUNT, max_tokens=200))
-    await asyncio.sleep(0.3)
+    # Cancelled while the engine runs it (a fixed sleep raced the answer: 30 tokens take
+    # ~0.3 s on a fast CPU); counting to 100 makes ~300 tokens, more than max_tokens.
+    task = asyncio.create_task(chat.ainvoke("Count from 1 to 100.", max_tokens=200))
+    while not chat_engine.requests:
+        await asyncio.sleep(0.001)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
