@@ -155,17 +155,19 @@ inline float hmax(__m256 v) {
 }
 
 // The input rows, quantized once per call: codes [M, K] in the chunks' order (Arithmetic's
-// `element`), and per group the scale and the inputs' sum ([M, padded], zeros after).
+// `element`), and per group the scale and the inputs' sum ([M, padded], zeros after). For
+// many rows also each chunk's scales spread over its lanes (`spread`, 8 floats a chunk).
 template <class F>
 struct QuantizedRows {
   using Code = typename F::Code;
   int64_t K, groups, padded;
   std::vector<Code> q;
-  std::vector<float> d, sum;
+  std::vector<float> d, sum, spread;
 
   QuantizedRows(const float* x, int64_t M, int64_t K_)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
-        q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f) {
+        q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f),
+        spread(M > 1 ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
     constexpr int chunk = F::chunk_groups * GROUP;
     int order[chunk];
     for (int t = 0; t < chunk; ++t) order[t] = F::element(t);
@@ -196,6 +198,11 @@ struct QuantizedRows {
             for (int t = 0; t < chunk; ++t) out[t] = static_cast<Code>(codes[order[t]]);
           }
           d[r * padded + g] = scale;
+          if (M > 1) {  // lanes 0-3 of a pair's chunk are its first group's, 4-7 its second's
+            const int64_t c = g / F::chunk_groups, first = F::chunk_groups == 2 ? (g % 2) * 4 : 0;
+            float* lanes = spread.data() + (r * (groups / F::chunk_groups) + c) * 8;
+            for (int i = 0; i < 8 / F::chunk_groups; ++i) lanes[first + i] = scale;
+          }
           const __m256 s4 = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
           alignas(32) float lanes[8];
           _mm256_store_ps(lanes, s4);
@@ -238,37 +245,52 @@ inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
   (f(std::integral_constant<int, k>{}), ...);
 }
 
-// Outputs n0 .. n0 + count - 1 (count <= C) for input rows r0 .. r0 + R - 1: each chunk's
-// weight codes are decoded once for the R rows, each row's codes are loaded once for the C
-// outputs. R * C accumulators stay in registers (AVX2 has 16): R = 1, C = 4 for one row,
-// R = 4, C = 1 for many. out[r * out_stride + i].
-template <class F, int R, int C>
-inline void block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes, const uint16_t* scales,
-                  const uint16_t* mins, int64_t n0, int64_t count, int64_t N, float* out,
-                  int64_t out_stride) {
+// An output's last steps for one row, whatever the path: the tree sum of its accumulator's
+// lanes, plus (Q4_1) the minima's dot sum over g of mw_g * xsum_g likewise.
+template <class F>
+inline float finish(__m256 acc, const QuantizedRows<F>& x, int64_t row, const uint16_t* mins,
+                    int64_t n) {
+  float result = tree_sum(acc);
+  if constexpr (F::has_mins) {
+    const int64_t padded = x.padded;
+    __m256 m = _mm256_setzero_ps();
+    const float* xsum = x.sum.data() + row * padded;
+    for (int64_t g = 0; g < padded; g += 8)
+      m = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + n * padded + g))),
+                          _mm256_loadu_ps(xsum + g), m);
+    result += tree_sum(m);
+  }
+  return result;
+}
+
+// Outputs n0 .. n0 + count - 1 (count <= C) for one input row r (a decode step of one
+// sequence): each of the row's codes is loaded once for the C outputs, C accumulators.
+template <class F, int C>
+inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* codes,
+                        const uint16_t* scales, const uint16_t* mins, int64_t n0, int64_t count,
+                        int64_t N, float* out) {
   const int64_t groups = x.groups, padded = x.padded;
   const int64_t row_bytes = groups / F::chunk_groups * F::chunk_bytes;
-  __m256 acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int i = 0; i < C; ++i) acc[r][i] = _mm256_setzero_ps();
+  __m256 acc[C];
+  for (int i = 0; i < C; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t g0 = 0; g0 < groups; g0 += 8) {  // 8 groups' scales at a time: dw * dx
-    Scales<F> s[R][C];
+    Scales<F> s[C];
+    const __m256 dx = _mm256_loadu_ps(x.d.data() + r * padded + g0);
     for (int i = 0; i < C; ++i) {
       if (i >= count) break;
       const __m256 dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + (n0 + i) * padded + g0)));
-      for (int r = 0; r < R; ++r) s[r][i].set(_mm256_mul_ps(dw, _mm256_loadu_ps(x.d.data() + (r0 + r) * padded + g0)));
+      s[i].set(_mm256_mul_ps(dw, dx));
     }
     const int64_t chunks = std::min<int64_t>(8, groups - g0) / F::chunk_groups;
-    if (R == 1 && count == C) {
-      // One row: the weights stream from memory in short rows; ask for the same 8 groups of
-      // the block after next early.
-      const uint8_t* ahead = codes + (n0 + 2 * C) * row_bytes + g0 / F::chunk_groups * F::chunk_bytes;
-      if (n0 + 3 * C <= N)
-        for (int i = 0; i < C; ++i)
-          for (int64_t line = 0; line < chunks * F::chunk_bytes; line += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(ahead + i * row_bytes + line), _MM_HINT_T0);
-    }
+    // The weights stream from memory in short rows: ask for the same 8 groups of the block
+    // after next early.
+    const uint8_t* ahead = codes + (n0 + 2 * C) * row_bytes + g0 / F::chunk_groups * F::chunk_bytes;
+    if (count == C && n0 + 3 * C <= N)
+      for (int i = 0; i < C; ++i)
+        for (int64_t line = 0; line < chunks * F::chunk_bytes; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + i * row_bytes + line), _MM_HINT_T0);
+    const typename F::Code* qx = x.q.data() + r * x.K;
     unrolled([&](auto kc) {
       constexpr int k = decltype(kc)::value;
       if (k >= chunks) return;
@@ -277,29 +299,45 @@ inline void block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes, c
         if (i >= count) break;
         __m256i v[F::regs];
         F::decode(codes + (n0 + i) * row_bytes + c * F::chunk_bytes, v);
-        for (int r = 0; r < R; ++r) {
-          const typename F::Code* qx = x.q.data() + (r0 + r) * x.K + c * F::chunk_groups * GROUP;
-          acc[r][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx)), s[r][i].template chunk<k>(), acc[r][i]);
-        }
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx + c * F::chunk_groups * GROUP)),
+                                 s[i].template chunk<k>(), acc[i]);
       }
     }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
   }
-  // the last steps: the lanes' tree sums, and (Q4_1) the minima's dot likewise
-  for (int r = 0; r < R; ++r)
-    for (int i = 0; i < C; ++i) {
-      if (i >= count) break;
-      float result = tree_sum(acc[r][i]);
-      if constexpr (F::has_mins) {
-        __m256 m = _mm256_setzero_ps();
-        const float* xsum = x.sum.data() + (r0 + r) * padded;
-        for (int64_t g = 0; g < padded; g += 8)
-          m = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-                                  reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g))),
-                              _mm256_loadu_ps(xsum + g), m);
-        result += tree_sum(m);
+  for (int i = 0; i < count; ++i) out[i] = finish(acc[i], x, r, mins, n0 + i);
+}
+
+// One output n for input rows r0 .. r0 + R - 1 (R up to 8): each chunk's codes decoded once
+// for all R rows, the lanes' scales dw * dx made from the output's spread dw and each row's
+// spread dx (`QuantizedRows::spread`): the same products `row_outputs` makes, so the same bits,
+// with registers left for R accumulators. out[r * out_stride].
+template <class F, int R>
+inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes,
+                       const uint16_t* scales, const uint16_t* mins, int64_t n, float* out,
+                       int64_t out_stride) {
+  const int64_t groups = x.groups, padded = x.padded, chunks_per_row = groups / F::chunk_groups;
+  const int64_t row_bytes = chunks_per_row * F::chunk_bytes;
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g0 = 0; g0 < groups; g0 += 8) {
+    Scales<F> dw;
+    dw.set(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + g0))));
+    const int64_t chunks = std::min<int64_t>(8, groups - g0) / F::chunk_groups;
+    unrolled([&](auto kc) {
+      constexpr int k = decltype(kc)::value;
+      if (k >= chunks) return;
+      const int64_t c = g0 / F::chunk_groups + k;
+      __m256i v[F::regs];
+      F::decode(codes + n * row_bytes + c * F::chunk_bytes, v);
+      const __m256 w = dw.template chunk<k>();
+      for (int r = 0; r < R; ++r) {
+        const typename F::Code* qx = x.q.data() + (r0 + r) * x.K + c * F::chunk_groups * GROUP;
+        const __m256 s = _mm256_mul_ps(w, _mm256_loadu_ps(x.spread.data() + ((r0 + r) * chunks_per_row + c) * 8));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx)), s, acc[r]);
       }
-      out[r * out_stride + i] = result;
-    }
+    }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
+  }
+  for (int r = 0; r < R; ++r) out[r * out_stride] = finish(acc[r], x, r0 + r, mins, n);
 }
 
 template <class F>
@@ -318,22 +356,27 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   const uint16_t* sp = static_cast<const uint16_t*>(scales.data_ptr());
   const uint16_t* mp = F::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
   const QuantizedRows<F> rows(x.data_ptr<float>(), M, K);
-  constexpr int64_t NB = 4, RB = 4;
+  constexpr int64_t NB = 4, RB = 8, ROW_BUDGET = 16384;
   const int64_t blocks = (N + NB - 1) / NB;
-  constexpr int64_t CHUNK = 64;  // input rows kept in cache while the weights stream past
+  // Input rows taken together while the weights stream past: as many as stay in L1 with
+  // their spread scales (every output reads them all again), at least one block of RB.
+  const int64_t row_bytes_in = K * int64_t(sizeof(typename F::Code)) + (K / GROUP) * 32;
+  const int64_t CHUNK = std::max<int64_t>(RB, ROW_BUDGET / row_bytes_in / RB * RB);
   at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
     for (int64_t m0 = 0; m0 < M; m0 += CHUNK)
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n0 = b * NB, count = std::min(NB, N - n0);
         if (M == 1) {  // a decode step of one sequence
-          block<F, 1, NB>(rows, 0, cp, sp, mp, n0, count, N, op + n0, N);
+          row_outputs<F, NB>(rows, 0, cp, sp, mp, n0, count, N, op + n0);
           continue;
         }
         const int64_t m1 = std::min(M, m0 + CHUNK);
         for (int64_t i = 0; i < count; ++i) {
+          const int64_t n = n0 + i;
           int64_t r = m0;
-          for (; r + RB <= m1; r += RB) block<F, RB, 1>(rows, r, cp, sp, mp, n0 + i, 1, N, op + r * N + n0 + i, N);
-          for (; r < m1; ++r) block<F, 1, 1>(rows, r, cp, sp, mp, n0 + i, 1, N, op + r * N + n0 + i, N);
+          for (; r + RB <= m1; r += RB) rows_block<F, RB>(rows, r, cp, sp, mp, n, op + r * N + n, N);
+          for (; r + 4 <= m1; r += 4) rows_block<F, 4>(rows, r, cp, sp, mp, n, op + r * N + n, N);
+          for (; r < m1; ++r) rows_block<F, 1>(rows, r, cp, sp, mp, n, op + r * N + n, N);
         }
       }
   });
