@@ -109,9 +109,10 @@ def gguf_activation_bits() -> int | None:
     return _GGUF_ACTIVATION_BITS[value]
 
 
-def pack_light(weight: torch.Tensor) -> Weight:
+def pack_light(weight: torch.Tensor, activation_bits: int | None) -> Weight:
     """A fp32 weight in GGUF's own groups when it lies exactly on them (a model that came as
-    GGUF) and our kernels build here; else as fbgemm's fp16 (``pack_fp16``).
+    GGUF), ``activation_bits`` is set (``gguf_activation_bits``) and our kernels build here;
+    else as fbgemm's fp16 (``pack_fp16``).
 
     The groups decode faster (a quarter of fp16's bytes, integer dots) times activations
     quantized per group of 32 to 16 bits: the default model's logits move by ~0.01 from
@@ -121,9 +122,8 @@ def pack_light(weight: torch.Tensor) -> Weight:
     but opt-in: they move the default model's logits by ~2 (of ~25), enough to change its
     answers where fp32's top two are close (as llama.cpp's do). ``=0`` keeps fp16.
     """
-    bits = gguf_activation_bits()
-    if bits is not None:
-        groups = find_groups(weight, bits)
+    if activation_bits is not None:
+        groups = find_groups(weight, activation_bits)
         if groups is not None:
             return groups
     return pack_fp16(weight)

@@ -105,7 +105,9 @@ class PrefillAttention:
         self.cache = cache
         self.segments = segments
         self.softcap = softcap
-        self.exact = exact  # every row through ``cache_attention``, on its own
+        # exact: every row through ``cache_attention`` on its own (``cached``), its K/V
+        # written by the caller (``LayerStack.query_into_cache``); else ``__call__``
+        self.exact = exact
         if exact:
             device = cache.device
             self.slots = torch.cat(
@@ -139,8 +141,6 @@ class PrefillAttention:
             new = slice(s.start, s.start + s.length)
             cache.keys[index, s.slot, :, s.position : end] = k[new].transpose(0, 1)
             cache.values[index, s.slot, :, s.position : end] = v[new].transpose(0, 1)
-        if self.exact:
-            return self.cached(index, layer, q)
         for s, views in zip(self.segments, self.views, strict=True):
             end = s.position + s.length
             new = slice(s.start, s.start + s.length)

@@ -11,6 +11,7 @@ weights, embeddings, RoPE tables and the attention views each step needs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -22,6 +23,7 @@ from ..packed_linear import (
     GroupedWeight,
     Weight,
     describe_weights,
+    gguf_activation_bits,
     pack,
     pack_all,
     pack_light,
@@ -62,7 +64,7 @@ class NativeDecoder:
         # a GGUF model's own groups, else fp16.
         packer: Callable[[torch.Tensor], Weight] | None = None
         if light_weights and dtype == torch.float32:
-            packer = pack_light
+            packer = functools.partial(pack_light, activation_bits=gguf_activation_bits())
         elif packing_available(device, dtype):
             packer = pack
         self.weights = str(dtype).removeprefix("torch.")
