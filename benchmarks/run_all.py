@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+import traceback
 from pathlib import Path
 
 from .harness import RESULTS_DIR, Row, Settings, log, prepare_driver, write_results
@@ -62,7 +63,7 @@ def main() -> None:
         try:
             rows += module.run(settings)
         except Exception as exc:  # one broken workload must not lose the others' figures
-            log(f"{name} FAILED: {exc}")
+            log(f"{name} FAILED: {exc!r}\n{traceback.format_exc()}")
     minutes = (time.perf_counter() - start) / 60
     import torch
 

@@ -1,7 +1,8 @@
-// furiosa::grouped_linear on the CPU (AVX2 + FMA + F16C), compiled on the user's machine at
-// first use by kernels/build.py. The weights come in groups of 32 along the input: 4-bit codes
-// with an fp16 scale and minimum per group (GGUF's Q4_1), or 8-bit codes with an fp16 scale
-// (Q8_0): a quarter (Q4_1) to a half (Q8_0) of fp16's bytes per decode step, and integer dots.
+// furiosa::grouped_linear on the CPU (AVX2 + FMA + F16C; VNNI where the CPU has it), compiled
+// on the user's machine at first use by kernels/build.py. The weights come in groups of 32
+// along the input: 4-bit codes with an fp16 scale and minimum per group (GGUF's Q4_1), or
+// 8-bit codes with an fp16 scale (Q8_0): a quarter (Q4_1) to a half (Q8_0) of fp16's bytes
+// per decode step, and integer dots.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -34,6 +35,24 @@ constexpr int64_t GROUP = 32;
 // of the group (Q8_0); the input codes are stored in whatever order lines them up with the
 // weight codes as they come out of the load (`Layout` below).
 
+// Where the compiler targets a CPU with VNNI (AVX-VNNI, or AVX-512 VNNI with VL: Intel since
+// Ice Lake / Alder Lake, AMD since Zen 4), a multiply of 16-bit (dpwssd) or 8-bit (dpbusd)
+// pairs adds into its int32 lanes in one instruction. The sums are the same exact integers
+// as madd's (no product or sum comes near 2^31, and maddubs' int16 pairs never saturate with
+// these codes), so the outputs are the same bits on every CPU; only the instruction count
+// differs.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define FURIOSA_VNNI 1
+inline __m256i add_dot16(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_epi32(acc, a, b); }
+inline __m256i add_dot8(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+#elif defined(__AVXVNNI__)
+#define FURIOSA_VNNI 1
+inline __m256i add_dot16(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_avx_epi32(acc, a, b); }
+inline __m256i add_dot8(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }
+#else
+#define FURIOSA_VNNI 0
+#endif
+
 // Q4_1: 16 bytes a group, element j in the low nibble of byte j, j + 16 in the high one.
 // Q8_0: 32 signed bytes a group, in order.
 template <int Bits, bool Q4>
@@ -55,8 +74,12 @@ struct Arithmetic<8, true> {
   static inline __m256i dot(const __m256i v[regs], const Code* qx) {
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + 32));
+#if FURIOSA_VNNI
+    return add_dot8(add_dot8(_mm256_setzero_si256(), v[0], a), v[1], b);
+#else
     const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(v[0], a), _mm256_maddubs_epi16(v[1], b));
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+#endif
   }
 };
 
@@ -72,7 +95,11 @@ struct Arithmetic<8, false> {
   }
   static inline __m256i dot(const __m256i v[regs], const Code* qx) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx));
+#if FURIOSA_VNNI
+    return add_dot8(_mm256_setzero_si256(), v[0], _mm256_sign_epi8(x, v[1]));
+#else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(v[0], _mm256_sign_epi8(x, v[1])), _mm256_set1_epi16(1));
+#endif
   }
 };
 
@@ -99,11 +126,18 @@ struct Arithmetic<16, true> {
   }
   static inline __m256i dot(const __m256i v[regs], const Code* qx) {
     const __m256i* x = reinterpret_cast<const __m256i*>(qx);
+#if FURIOSA_VNNI
+    const __m256i first = _mm256_madd_epi16(v[0], _mm256_loadu_si256(x));
+    return add_dot16(add_dot16(add_dot16(first, v[1], _mm256_loadu_si256(x + 1)),
+                               v[2], _mm256_loadu_si256(x + 2)),
+                     v[3], _mm256_loadu_si256(x + 3));
+#else
     return _mm256_add_epi32(
         _mm256_add_epi32(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)),
                          _mm256_madd_epi16(v[1], _mm256_loadu_si256(x + 1))),
         _mm256_add_epi32(_mm256_madd_epi16(v[2], _mm256_loadu_si256(x + 2)),
                          _mm256_madd_epi16(v[3], _mm256_loadu_si256(x + 3))));
+#endif
   }
 };
 
@@ -120,8 +154,12 @@ struct Arithmetic<16, false> {
   }
   static inline __m256i dot(const __m256i v[regs], const Code* qx) {
     const __m256i* x = reinterpret_cast<const __m256i*>(qx);
+#if FURIOSA_VNNI
+    return add_dot16(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)), v[1], _mm256_loadu_si256(x + 1));
+#else
     return _mm256_add_epi32(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)),
                             _mm256_madd_epi16(v[1], _mm256_loadu_si256(x + 1)));
+#endif
   }
 };
 
