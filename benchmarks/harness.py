@@ -116,11 +116,20 @@ class Worker:
         self._process.start()
 
     def ready(self) -> None:
-        self._check(self._conn.recv())
+        self._check(self._receive())
 
     def run(self, case: dict[str, Any]) -> dict[str, float]:
         self._conn.send(case)
-        return self._check(self._conn.recv())["metrics"]  # type: ignore[no-any-return]
+        return self._check(self._receive())["metrics"]  # type: ignore[no-any-return]
+
+    def _receive(self) -> dict[str, Any]:
+        try:
+            return self._conn.recv()  # type: ignore[no-any-return]
+        except EOFError:  # the process died (a peer's native crash says nothing else)
+            self._process.join(5)
+            raise RuntimeError(
+                f"contender {self.contender.name!r} died (exit code {self._process.exitcode})"
+            ) from None
 
     def close(self) -> None:
         try:
