@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from ..groups_cache import GroupsCache
+from ..kernels.grouped_linear import GroupedWeight, native_kernel_loaded
+from ..packed_linear import Weight, gguf_activation_bits
 from . import gemma, gpt2, gpt_neox, granite, llama, olmo2, phi3
 from .checkpoint import Checkpoint
 from .config_fields import NotNative
@@ -62,13 +65,27 @@ def load_decoder(
     if family is None:
         reason = f"model_type {model_type!r} has no native decoder"
     else:
+        cache = _groups_cache(path, device, dtype, light_weights)
+        ckpt = Checkpoint(path, config, device, dtype, family.anchor)
+        if cache is not None:
+            ckpt.groups = cache.load()
         try:
-            model = family.read(Checkpoint(path, config, device, dtype, family.anchor))
+            model = family.read(ckpt)
         except NotNative as exc:
             reason = f"{model_type} with {exc}"
         else:
             logger.info("%s: native %s decoder", path.name, model.family)
-            return NativeDecoder(model, device, dtype, max_len, light_weights)
+            found: dict[str, GroupedWeight] = {}
+            keys = {id(tensor): key for key, tensor in ckpt.read_linears.items()}
+
+            def on_packed(plain: torch.Tensor, packed: Weight) -> None:
+                if isinstance(packed, GroupedWeight) and id(plain) in keys:
+                    found[keys[id(plain)]] = packed
+
+            decoder = NativeDecoder(model, device, dtype, max_len, light_weights, on_packed)
+            if cache is not None and found:
+                cache.save({**ckpt.groups, **found})
+            return decoder
     logger.warning(
         "%s: %s; running it through transformers' AutoModelForCausalLM, one sequence per "
         "forward (the slower path)",
@@ -76,6 +93,20 @@ def load_decoder(
         reason,
     )
     return TransformersDecoder(path, device, dtype)
+
+
+def _groups_cache(
+    path: Path, device: torch.device, dtype: torch.dtype, light_weights: bool
+) -> GroupsCache | None:
+    """Where a GGUF model's groups are kept between loads, when this load would look for
+    them (light weights in fp32 math on the CPU, ``FURIOSA_GGUF_WEIGHTS`` not 0, our
+    kernels built)."""
+    if not light_weights or dtype != torch.float32 or device.type != "cpu":
+        return None
+    bits = gguf_activation_bits()
+    if bits is None or not native_kernel_loaded():
+        return None
+    return GroupsCache(path, bits)
 
 
 __all__ = [

@@ -1,15 +1,21 @@
 """A family module's view of a checkpoint: config, lazily loaded tensors, and the
-stacking and renaming every family needs to fill a ``DecoderModel``."""
+stacking and renaming every family needs to fill a ``DecoderModel``.
+
+Linear weights go through ``linear``: where an earlier load kept a weight's GGUF groups
+(``groups_cache``), it hands those out and the fp32 tensors behind them are never read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..kernels.grouped_linear import GroupedWeight
 from ..loader import load_weights
+from ..packed_linear import Weight
 from .model import Norm
 
 
@@ -20,6 +26,10 @@ class Checkpoint:
     device: torch.device
     dtype: torch.dtype
     anchor: str  # the tensor whose name prefix (``model.``, ``transformer.``) is stripped
+    # A linear weight's groups kept by an earlier load, by ``linear``'s key.
+    groups: Mapping[str, GroupedWeight] = field(default_factory=dict, repr=False)
+    # The linear weights read as fp32 this time, by the same key (for the cache to fill).
+    read_linears: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _tensors: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -51,6 +61,17 @@ class Checkpoint:
             raise ValueError(f"{self.path}: the checkpoint lacks one of {names}")
         return weight
 
+    def linear(self, names: list[str]) -> Weight:
+        """A linear layer's weight: ``names``' tensors stacked (one name: that tensor), or
+        the groups an earlier load kept of it."""
+        key = "+".join(names)
+        found = self.groups.get(key)
+        if found is not None:
+            return found
+        weight = self.need_stacked(names) if len(names) > 1 else self.need(f"{key}.weight")
+        self.read_linears[key] = weight
+        return weight
+
     def norm(self, name: str, *, offset: float | None = None, fp32: bool = False) -> Norm:
         """A norm's weight (and bias, for LayerNorm). ``offset`` folds Gemma's ``1 + w`` in;
         both it and ``fp32`` keep the weight in fp32 for the ``rms_fp32`` kind."""
@@ -61,10 +82,16 @@ class Checkpoint:
             weight = weight.float()
         return Norm(weight, self.get(f"{name}.bias"))
 
-    def lm_head(self, embed: torch.Tensor) -> torch.Tensor:
-        """Tied checkpoints (SmolLM2, Gemma, GPT-2) store no lm_head: it is the embedding."""
-        head = self.get("lm_head.weight")
-        return embed if head is None else head
+    def lm_head(self, embed: torch.Tensor) -> Weight:
+        """Tied checkpoints (SmolLM2, Gemma, GPT-2) store no lm_head: it is the embedding
+        (``embed`` stays a plain table either way: the head is packed apart from it)."""
+        if self.get("lm_head.weight") is not None:
+            return self.linear(["lm_head"])
+        found = self.groups.get("lm_head")
+        if found is not None:
+            return found
+        self.read_linears["lm_head"] = embed
+        return embed
 
     def scalar(self, value: float) -> float:
         """``value`` rounded to the model dtype, as transformers' dtype-cast buffers are."""

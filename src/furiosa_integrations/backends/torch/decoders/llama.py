@@ -29,13 +29,13 @@ _GATE_UP = ["mlp.gate_proj", "mlp.up_proj"]
 def projections(ckpt: Checkpoint, p: str) -> dict[str, Any]:
     """The attention and gated-MLP weights of layer prefix ``p`` (``layers.3.``)."""
     return {
-        "qkv": ckpt.need_stacked([p + name for name in _QKV]),
+        "qkv": ckpt.linear([p + name for name in _QKV]),
         "qkv_bias": ckpt.stacked([p + name for name in _QKV], "bias"),
-        "o": ckpt.need(f"{p}self_attn.o_proj.weight"),
+        "o": ckpt.linear([f"{p}self_attn.o_proj"]),
         "o_bias": ckpt.get(f"{p}self_attn.o_proj.bias"),
-        "up": ckpt.need_stacked([p + name for name in _GATE_UP]),
+        "up": ckpt.linear([p + name for name in _GATE_UP]),
         "up_bias": ckpt.stacked([p + name for name in _GATE_UP], "bias"),
-        "down": ckpt.need(f"{p}mlp.down_proj.weight"),
+        "down": ckpt.linear([f"{p}mlp.down_proj"]),
         "down_bias": ckpt.get(f"{p}mlp.down_proj.bias"),
     }
 

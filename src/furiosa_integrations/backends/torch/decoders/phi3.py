@@ -22,11 +22,11 @@ def read(ckpt: Checkpoint) -> DecoderModel:
         p = f"layers.{i}."
         layers.append(
             LayerWeights(
-                qkv=ckpt.need(f"{p}self_attn.qkv_proj.weight"),
+                qkv=ckpt.linear([f"{p}self_attn.qkv_proj"]),
                 qkv_bias=ckpt.get(f"{p}self_attn.qkv_proj.bias"),
-                o=ckpt.need(f"{p}self_attn.o_proj.weight"),
-                up=ckpt.need(f"{p}mlp.gate_up_proj.weight"),
-                down=ckpt.need(f"{p}mlp.down_proj.weight"),
+                o=ckpt.linear([f"{p}self_attn.o_proj"]),
+                up=ckpt.linear([f"{p}mlp.gate_up_proj"]),
+                down=ckpt.linear([f"{p}mlp.down_proj"]),
                 attn_norm=ckpt.norm(f"{p}input_layernorm"),
                 mlp_norm=ckpt.norm(f"{p}post_attention_layernorm"),
                 window=window,

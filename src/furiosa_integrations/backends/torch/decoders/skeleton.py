@@ -48,7 +48,10 @@ class NativeDecoder:
         dtype: torch.dtype,
         max_len: int,
         light_weights: bool = False,
+        on_packed: Callable[[torch.Tensor, Weight], None] | None = None,
     ) -> None:
+        """``on_packed(plain, packed)`` hears of each weight packed here (weights that
+        arrive packed, groups from ``groups_cache``, stay as they are)."""
         self.model = model
         self.family = model.family
         self.vocab_size = model.vocab_size
@@ -69,9 +72,14 @@ class NativeDecoder:
             packer = pack
         self.weights = str(dtype).removeprefix("torch.")
         if packer is not None:
-            plain = [(layer.qkv, layer.o, layer.up, layer.down) for layer in model.layers]
-            weights = [_plain(w) for four in plain for w in four] + [_plain(model.lm_head)]
-            packed = pack_all(weights, packer)
+            fours = [(layer.qkv, layer.o, layer.up, layer.down) for layer in model.layers]
+            packed = [w for four in fours for w in four] + [model.lm_head]
+            todo = [i for i, w in enumerate(packed) if isinstance(w, torch.Tensor)]
+            done = pack_all([_plain(packed[i]) for i in todo], packer)
+            for i, weight in zip(todo, done, strict=True):
+                if on_packed is not None:
+                    on_packed(_plain(packed[i]), weight)
+                packed[i] = weight
             for i, layer in enumerate(model.layers):
                 layer.qkv, layer.o, layer.up, layer.down = packed[4 * i : 4 * i + 4]
             model.lm_head = packed[-1]  # a tied head's embedding table stays plain
