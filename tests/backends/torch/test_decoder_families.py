@@ -89,18 +89,23 @@ def test_logits_match_transformers(tiny: Tiny) -> None:
         nxt = [int(row.argmax()) for row in step]
 
 
-def test_gguf_groups_run_our_kernels_path(tiny: Tiny, tmp_path: Path) -> None:
+def test_gguf_groups_run_our_kernels_path(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A GGUF-like checkpoint of the family (linear weights on Q4_1's grid): the default
     light weights keep the groups and the decoder runs our kernels (16-bit activations,
     fused RoPE with cache writes and SiLU where the family has them); logits stay within
     0.1% of transformers' on the same weights; the scripted step equals the
     eager one, and each row's logits are the same bits alone or beside others."""
+    from furiosa_integrations.backends.torch import groups_cache
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from tests.backends.torch.test_engine_speed_paths import assert_rows_on_their_own
 
     if not native_kernel_loaded():
         pytest.skip("the GGUF kernels are native (x86 with AVX2 and a C++ compiler)")
     path = tiny_models.build(tiny.model_type, tmp_path / "q4_1", gguf_groups=True)
+    # the groups it finds are kept with the test's files, not in the user's cache
+    monkeypatch.setattr(groups_cache, "default_cache_dir", lambda: tmp_path)
     reference = tiny_models.reference(path)
     decoder = load_decoder(
         path, read_config(path), torch.device("cpu"), torch.float32, 256, light_weights=True
