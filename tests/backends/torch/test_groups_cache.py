@@ -14,7 +14,10 @@ from furiosa_integrations.backends.torch import groups_cache
 from furiosa_integrations.backends.torch.decoders import FAMILIES, PrefillSegment, load_decoder
 from furiosa_integrations.backends.torch.decoders.checkpoint import Checkpoint
 from furiosa_integrations.backends.torch.groups_cache import GroupsCache
-from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
+from furiosa_integrations.backends.torch.kernels.grouped_linear import (
+    GroupedWeight,
+    native_kernel_loaded,
+)
 from furiosa_integrations.backends.torch.loader import read_config
 from tests.backends.torch import tiny_models
 
@@ -100,3 +103,23 @@ def test_an_unreadable_file_is_ignored_and_replaced(
     prompt = tiny_models.prompts_of_many_lengths(seed=5)[1]
     assert torch.equal(_logits(decoder, prompt), _logits(expected, prompt))
     assert GroupsCache(q4_1, 16).load()  # found again, and written whole
+
+
+def test_groups_of_another_shape_are_not_used(q4_1: Path) -> None:
+    """A kept file that does not fit the checkpoint (the same key for another weight) is
+    not trusted: that weight is read and its groups found again."""
+    config = read_config(q4_1)
+    expected = load_decoder(q4_1, config, CPU, torch.float32, 256, light_weights=True)
+    cache = GroupsCache(q4_1, 16)
+    groups = cache.load()
+    o, qkv = "layers.0.self_attn.o_proj", next(k for k in groups if "q_proj" in k)
+    codes, scales, mins, bits = groups[qkv]
+    cache.save({**groups, o: GroupedWeight(codes.clone(), scales.clone(), mins.clone(), bits)})
+    ckpt = Checkpoint(
+        q4_1, config, CPU, torch.float32, FAMILIES["llama"].anchor, groups=cache.load()
+    )
+    FAMILIES["llama"].read(ckpt)
+    assert list(ckpt.read_linears) == [o]
+    decoder = load_decoder(q4_1, config, CPU, torch.float32, 256, light_weights=True)
+    prompt = tiny_models.prompts_of_many_lengths(seed=6)[0]
+    assert torch.equal(_logits(decoder, prompt), _logits(expected, prompt))

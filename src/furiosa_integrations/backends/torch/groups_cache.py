@@ -86,7 +86,7 @@ class GroupsCache:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        except OSError as error:
+        except Exception as error:  # a cache that cannot be written must not fail the load
             logger.info("could not keep the groups in %s (%s)", self.file, error)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..kernels.grouped_linear import GroupedWeight
+from ..kernels.grouped_linear import GroupedWeight, weight_shape
 from ..loader import load_weights
 from ..packed_linear import Weight
 from .model import Norm
@@ -55,22 +55,24 @@ class Checkpoint:
             return None
         return torch.cat(parts)  # type: ignore[arg-type]
 
-    def need_stacked(self, names: list[str]) -> torch.Tensor:
-        weight = self.stacked(names)
-        if weight is None:
-            raise ValueError(f"{self.path}: the checkpoint lacks one of {names}")
-        return weight
-
     def linear(self, names: list[str]) -> Weight:
         """A linear layer's weight: ``names``' tensors stacked (one name: that tensor), or
         the groups an earlier load kept of it."""
         key = "+".join(names)
-        found = self.groups.get(key)
+        parts = [self.need(f"{name}.weight") for name in names]  # mapped: shapes cost no read
+        found = self._kept(key, sum(p.shape[0] for p in parts), parts[0].shape[-1])
         if found is not None:
             return found
-        weight = self.need_stacked(names) if len(names) > 1 else self.need(f"{key}.weight")
+        weight = torch.cat(parts) if len(parts) > 1 else parts[0]
         self.read_linears[key] = weight
         return weight
+
+    def _kept(self, key: str, rows: int, width: int) -> GroupedWeight | None:
+        """The groups kept of weight ``key``, if they have its shape."""
+        found = self.groups.get(key)
+        if found is None or weight_shape(found) != (rows, width):
+            return None
+        return found
 
     def norm(self, name: str, *, offset: float | None = None, fp32: bool = False) -> Norm:
         """A norm's weight (and bias, for LayerNorm). ``offset`` folds Gemma's ``1 + w`` in;
@@ -87,7 +89,7 @@ class Checkpoint:
         (``embed`` stays a plain table either way: the head is packed apart from it)."""
         if self.get("lm_head.weight") is not None:
             return self.linear(["lm_head"])
-        found = self.groups.get("lm_head")
+        found = self._kept("lm_head", *embed.shape)
         if found is not None:
             return found
         self.read_linears["lm_head"] = embed

@@ -50,6 +50,12 @@ def weight_format(weight: GroupedWeight) -> str:
     return "Q4_1" if weight.codes.dtype == torch.uint8 else "Q8_0"
 
 
+def weight_shape(weight: GroupedWeight) -> tuple[int, int]:
+    """``[N, K]`` of the linear weight the groups hold (two 4-bit codes a byte for Q4_1)."""
+    rows, width = weight.codes.shape
+    return rows, width * 2 if weight.codes.dtype == torch.uint8 else width
+
+
 def _codes(codes: torch.Tensor) -> torch.Tensor:
     """The integer codes ``[N, G, 32]`` (G unpadded)."""
     rows = codes.shape[0]
