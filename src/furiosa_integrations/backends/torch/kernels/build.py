@@ -84,20 +84,7 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
             "(~20-40 s; cached after)",
             target.parent,
         )
-        torch_dir = Path(torch.__file__).parent
-        include = torch_dir / "include"
-        abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-        compile_flags = [
-            "-O3",
-            "-march=native",
-            "-fopenmp",  # torch's own OpenMP runtime serves at::parallel_for at run time
-            "-fPIC",
-            "-std=c++17",
-            "-w",
-            f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
-            f"-I{include}",
-            f"-I{include / 'torch' / 'csrc' / 'api' / 'include'}",
-        ]
+        compile_flags = compiler_flags()
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             objects = [Path(tmp) / f"{source.stem}.o" for source in sources]
             # one compiler per source, at once: most of the build is parsing torch's headers
@@ -109,10 +96,32 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
                 compiler,
             )
             built = Path(tmp) / target.name
-            link = [compiler, "-shared", "-fopenmp", *map(str, objects), "-o", str(built)]
-            link += [f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
-            _run_all([[*link, f"-Wl,-rpath,{torch_dir / 'lib'}"]], compiler)
+            _run_all([link_command(compiler, objects, built)], compiler)
             os.replace(built, target)  # appears only once complete
+
+
+def compiler_flags() -> list[str]:
+    """How every kernel source is compiled: for this CPU, against the installed torch."""
+    include = Path(torch.__file__).parent / "include"
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    return [
+        "-O3",
+        "-march=native",
+        "-fopenmp",  # torch's own OpenMP runtime serves at::parallel_for at run time
+        "-fPIC",
+        "-std=c++17",
+        "-w",
+        f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        f"-I{include}",
+        f"-I{include / 'torch' / 'csrc' / 'api' / 'include'}",
+    ]
+
+
+def link_command(compiler: str, objects: list[Path], output: Path) -> list[str]:
+    """A shared library of ``objects`` that finds the installed torch's libraries."""
+    lib = Path(torch.__file__).parent / "lib"
+    libraries = [f"-L{lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{lib}"]
+    return [compiler, "-shared", "-fopenmp", *map(str, objects), "-o", str(output), *libraries]
 
 
 def _run_all(commands: list[list[str]], compiler: str) -> None:
