@@ -22,10 +22,6 @@ import time
 from pathlib import Path
 
 _NAMESPACE = "furiosa_b"
-_SCHEMA = (
-    "grouped_linear(Tensor input, Tensor codes, Tensor scales, Tensor mins, int activation_bits)"
-    " -> Tensor"
-)
 
 
 def build_variant(source: Path, workdir: Path) -> Path:
@@ -44,7 +40,7 @@ def build_variant(source: Path, workdir: Path) -> Path:
         shutil.copy(kernels / header, workdir / header)
     variant = workdir / "grouped_linear.cpp"
     variant.write_text(text)
-    compiler = shutil.which("g++") or "g++"
+    compiler = build.find_compiler() or "g++"
     obj, library = workdir / "grouped_linear.o", workdir / "variant.so"
     subprocess.run(
         [compiler, *build.compiler_flags(), "-c", str(variant), "-o", str(obj)], check=True
@@ -65,6 +61,7 @@ def main() -> None:
 
     from furiosa_integrations.backends.torch.decoders import load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import (
+        SCHEMA,
         GroupedWeight,
         native_kernel_loaded,
         weight_shape,
@@ -75,7 +72,7 @@ def main() -> None:
     if not native_kernel_loaded():
         raise SystemExit("the native kernels are not built here (x86 with AVX2 and g++)")
     library = torch.library.Library(_NAMESPACE, "DEF")  # held while the ops are used
-    library.define(_SCHEMA)
+    library.define(SCHEMA)
     with tempfile.TemporaryDirectory(prefix="kernel-ab-") as tmp:
         torch.ops.load_library(str(build_variant(args.source, Path(tmp))))
     path = resolve_model(None, "generate").path

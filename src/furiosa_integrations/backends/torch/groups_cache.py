@@ -38,10 +38,9 @@ _PARTS = ("codes", "scales", "mins")
 class GroupsCache:
     """The cached groups of the checkpoint at ``path``, multiplied with ``activation_bits``."""
 
-    def __init__(self, path: Path, activation_bits: int, root: Path | None = None) -> None:
+    def __init__(self, path: Path, activation_bits: int) -> None:
         self.activation_bits = activation_bits
-        folder = (root if root is not None else default_cache_dir()) / "groups"
-        self.file = folder / f"{path.name}-{_key(path)}.safetensors"
+        self.file = default_cache_dir() / "groups" / f"{path.name}-{_key(path)}.safetensors"
 
     def load(self) -> dict[str, GroupedWeight]:
         """The groups an earlier load kept, by ``Checkpoint.linear`` key (empty: none yet)."""

@@ -51,7 +51,7 @@ def _build_and_load() -> bool:
         return False
     flags = _cpu_flags()
     missing = [flag for flag in _REQUIRED_CPU_FLAGS if flag not in flags]
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    compiler = find_compiler()
     if platform.machine() not in ("x86_64", "AMD64") or missing or compiler is None:
         reason = f"CPU lacks {missing}" if missing else "no C++ compiler found"
         if platform.machine() not in ("x86_64", "AMD64"):
@@ -98,6 +98,11 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
             built = Path(tmp) / target.name
             _run_all([link_command(compiler, objects, built)], compiler)
             os.replace(built, target)  # appears only once complete
+
+
+def find_compiler() -> str | None:
+    """``$CXX``, else g++, where it is on the PATH."""
+    return shutil.which(os.environ.get("CXX", "g++"))
 
 
 def compiler_flags() -> list[str]:
