@@ -9,6 +9,11 @@ B must give the same bits as A on every shape (a kernel change may not move outp
 else the tool stops. Prints each shape's median time for A and B, and B/A.
 
     .venv/bin/python -m benchmarks.kernel_ab path/to/other/grouped_linear.cpp [--rows 1,16,64]
+
+``--baseline other.cpp`` builds A from that source instead of taking the installed kernel, and
+``--march znver2`` builds both for another CPU than this one (an AVX2-only target on an
+AVX-512 host, say, to see what fewer registers do to a change; the timings are still this
+CPU's).
 """
 
 from __future__ import annotations
@@ -21,30 +26,29 @@ import tempfile
 import time
 from pathlib import Path
 
-_NAMESPACE = "furiosa_b"
 
-
-def build_variant(source: Path, workdir: Path) -> Path:
-    """``source`` compiled as this machine's kernels are, registering ``furiosa_b::grouped_linear``
-    (its other ops left out)."""
+def build_variant(source: Path, workdir: Path, namespace: str, march: str | None) -> Path:
+    """``source`` compiled as this machine's kernels are (or for ``march``), registering
+    ``<namespace>::grouped_linear`` (its other ops left out)."""
     from furiosa_integrations.backends.torch.kernels import build
 
     text = source.read_text()
     marker = "TORCH_LIBRARY_IMPL(furiosa, CPU, m)"
     if marker not in text:
         raise SystemExit(f"{source}: no `{marker}` block to rename")
-    text = text.replace(marker, f"TORCH_LIBRARY_IMPL({_NAMESPACE}, CPU, m)")
+    text = text.replace(marker, f"TORCH_LIBRARY_IMPL({namespace}, CPU, m)")
     text = text.replace('m.impl("find_groups", find_groups);', "")
     kernels = Path(build.__file__).parent
     for header in build.HEADERS:  # the variant may include them
         shutil.copy(kernels / header, workdir / header)
-    variant = workdir / "grouped_linear.cpp"
+    variant = workdir / f"{namespace}.cpp"
     variant.write_text(text)
     compiler = build.find_compiler() or "g++"
-    obj, library = workdir / "grouped_linear.o", workdir / "variant.so"
-    subprocess.run(
-        [compiler, *build.compiler_flags(), "-c", str(variant), "-o", str(obj)], check=True
-    )
+    flags = build.compiler_flags()
+    if march is not None:
+        flags = [f"-march={march}" if flag == "-march=native" else flag for flag in flags]
+    obj, library = workdir / f"{namespace}.o", workdir / f"{namespace}.so"
+    subprocess.run([compiler, *flags, "-c", str(variant), "-o", str(obj)], check=True)
     subprocess.run(build.link_command(compiler, [obj], library), check=True)
     return library
 
@@ -55,6 +59,8 @@ def main() -> None:
     parser.add_argument("--rows", default="1,16,64", help="input rows (batch sizes) to time")
     parser.add_argument("--rounds", type=int, default=60, help="alternations per shape")
     parser.add_argument("--layer", type=int, default=3, help="which layer's weights")
+    parser.add_argument("--baseline", type=Path, help="A from this source, not the installed")
+    parser.add_argument("--march", help="build A and B for this -march (default: native)")
     args = parser.parse_args()
 
     import torch
@@ -71,17 +77,30 @@ def main() -> None:
 
     if not native_kernel_loaded():
         raise SystemExit("the native kernels are not built here (x86 with AVX2 and g++)")
-    library = torch.library.Library(_NAMESPACE, "DEF")  # held while the ops are used
-    library.define(SCHEMA)
+    baseline = args.baseline
+    if baseline is None and args.march is not None:  # the installed source, for that CPU
+        from furiosa_integrations.backends.torch.kernels import build
+
+        baseline = Path(build.__file__).parent / "grouped_linear.cpp"
+    builds = {"furiosa_b": args.source} | ({"furiosa_a": baseline} if baseline else {})
+    libraries = []  # held while the ops are used
     with tempfile.TemporaryDirectory(prefix="kernel-ab-") as tmp:
-        torch.ops.load_library(str(build_variant(args.source, Path(tmp))))
+        for namespace, source in builds.items():
+            libraries.append(torch.library.Library(namespace, "DEF"))
+            libraries[-1].define(SCHEMA)
+            workdir = Path(tmp) / namespace
+            workdir.mkdir()
+            torch.ops.load_library(str(build_variant(source, workdir, namespace, args.march)))
     path = resolve_model(None, "generate").path
     model = load_decoder(
         path, read_config(path), torch.device("cpu"), torch.float32, 64, True
     ).model
     layer = model.layers[args.layer]
     weights = {"qkv": layer.qkv, "up": layer.up, "down": layer.down, "lm_head": model.lm_head}
-    ops = {"A": torch.ops.furiosa.grouped_linear, "B": torch.ops.furiosa_b.grouped_linear}
+    ops = {
+        "A": (torch.ops.furiosa_a if baseline else torch.ops.furiosa).grouped_linear,
+        "B": torch.ops.furiosa_b.grouped_linear,
+    }
     torch.manual_seed(0)
     print("| rows | weight | A ms | B ms | B/A |\n|---:|---|---:|---:|---:|")
     for rows in (int(r) for r in args.rows.split(",")):

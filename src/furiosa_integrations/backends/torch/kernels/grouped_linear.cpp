@@ -192,15 +192,41 @@ inline float hmax(__m256 v) {
   return s;
 }
 
-// The input rows, quantized once per call: codes [M, K] in the chunks' order (Arithmetic's
+// Many input rows are taken in blocks of RB, then 4, then 1 (`block_of`), each block of rows
+// meeting each output's weights once (`rows_block`).
+constexpr int64_t RB = 8;
+
+struct Block {
+  int64_t start, size;
+};
+
+inline Block block_of(int64_t r, int64_t M) {
+  const int64_t eights = M / RB * RB, fours = eights + (M - eights) / 4 * 4;
+  if (r < eights) return {r / RB * RB, RB};
+  if (r < fours) return {eights + (r - eights) / 4 * 4, 4};
+  return {r, 1};
+}
+
+// The input rows, quantized once per call: codes in the chunks' order (Arithmetic's
 // `element`), and per group the scale and the inputs' sum ([M, padded], zeros after). For
 // many rows also each chunk's scales spread over its lanes (`spread`, 8 floats a chunk).
+// Codes and spread are stored block by block and, within a block, chunk by chunk:
+// [chunk][row in block][chunk's codes or 8 floats], so the block's rows for one chunk lie side
+// by side and one pointer with constant offsets reaches them all (per-row pointers ran out of
+// registers). A single row is plain [K].
 template <class F>
 struct QuantizedRows {
   using Code = typename F::Code;
+  static constexpr int64_t chunk_codes = F::chunk_groups * GROUP;
   int64_t K, groups, padded;
   std::vector<Code> q;
   std::vector<float> d, sum, spread;
+
+  // chunk c of the block of R rows starting at row b: the R rows' codes, and their spread
+  const Code* codes(int64_t b, int64_t R, int64_t c) const { return q.data() + b * K + c * R * chunk_codes; }
+  const float* lanes(int64_t b, int64_t R, int64_t c) const {
+    return spread.data() + (b * (groups / F::chunk_groups) + c * R) * 8;
+  }
 
   QuantizedRows(const float* x, int64_t M, int64_t K_)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
@@ -210,7 +236,7 @@ struct QuantizedRows {
     int order[chunk];
     for (int t = 0; t < chunk; ++t) order[t] = F::element(t);
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    at::parallel_for(0, M, 16, [&](int64_t r0, int64_t r1) {
+    at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {  // both cores, even for 2 rows
       alignas(32) int32_t codes[chunk];
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t g = 0; g < groups; ++g) {
@@ -231,15 +257,17 @@ struct QuantizedRows {
                                _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(scaled, limit),
                                                                 _mm256_sub_ps(_mm256_setzero_ps(), limit))));
           }
+          const Block block = block_of(r, M);
+          const int64_t c = g / F::chunk_groups, within = r - block.start;
           if (g % F::chunk_groups == F::chunk_groups - 1) {  // the chunk is complete
-            Code* out = q.data() + r * K + (g + 1 - F::chunk_groups) * GROUP;
+            Code* out = q.data() + block.start * K + (c * block.size + within) * chunk_codes;
             for (int t = 0; t < chunk; ++t) out[t] = static_cast<Code>(codes[order[t]]);
           }
           d[r * padded + g] = scale;
           if (M > 1) {  // lanes 0-3 of a pair's chunk are its first group's, 4-7 its second's
-            const int64_t c = g / F::chunk_groups, first = F::chunk_groups == 2 ? (g % 2) * 4 : 0;
-            float* lanes = spread.data() + (r * (groups / F::chunk_groups) + c) * 8;
-            for (int i = 0; i < 8 / F::chunk_groups; ++i) lanes[first + i] = scale;
+            const int64_t first = F::chunk_groups == 2 ? (g % 2) * 4 : 0;
+            float* spread_lanes = spread.data() + (block.start * (groups / F::chunk_groups) + c * block.size + within) * 8;
+            for (int i = 0; i < 8 / F::chunk_groups; ++i) spread_lanes[first + i] = scale;
           }
           const __m256 s4 = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
           alignas(32) float lanes[8];
@@ -283,22 +311,38 @@ inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
   (f(std::integral_constant<int, k>{}), ...);
 }
 
-// An output's last steps for one row, whatever the path: the tree sum of its accumulator's
-// lanes, plus (Q4_1) the minima's dot sum over g of mw_g * xsum_g likewise.
-template <class F>
-inline float finish(__m256 acc, const QuantizedRows<F>& x, int64_t row, const uint16_t* mins,
-                    int64_t n) {
-  float result = tree_sum(acc);
+// An output's last steps for rows r0 .. r0 + R - 1, whatever the path: the tree sum of each
+// accumulator's lanes, plus (Q4_1) the minima's dot sum over g of mw_g * xsum_g likewise. The
+// same float operations for each row however many are finished together (so the same bits),
+// with the lane trees taken four accumulators at a time and the minima loaded once: row by
+// row this tail cost as much as a short row's dots.
+template <class F, int R>
+inline void finish_rows(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0,
+                        const uint16_t* mins, int64_t n, float* out, int64_t out_stride) {
+  float result[R];
+  if constexpr (R % 4 == 0) {
+    for (int r = 0; r < R; r += 4) tree_sums(acc + r, result + r);
+  } else {
+    for (int r = 0; r < R; ++r) result[r] = tree_sum(acc[r]);
+  }
   if constexpr (F::has_mins) {
     const int64_t padded = x.padded;
-    __m256 m = _mm256_setzero_ps();
-    const float* xsum = x.sum.data() + row * padded;
-    for (int64_t g = 0; g < padded; g += 8)
-      m = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + n * padded + g))),
-                          _mm256_loadu_ps(xsum + g), m);
-    result += tree_sum(m);
+    __m256 m[R];
+    for (int r = 0; r < R; ++r) m[r] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < padded; g += 8) {
+      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + n * padded + g)));
+      for (int r = 0; r < R; ++r)
+        m[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(x.sum.data() + (r0 + r) * padded + g), m[r]);
+    }
+    float msum[R];
+    if constexpr (R % 4 == 0) {
+      for (int r = 0; r < R; r += 4) tree_sums(m + r, msum + r);
+    } else {
+      for (int r = 0; r < R; ++r) msum[r] = tree_sum(m[r]);
+    }
+    for (int r = 0; r < R; ++r) result[r] += msum[r];
   }
-  return result;
+  for (int r = 0; r < R; ++r) out[r * out_stride] = result[r];
 }
 
 // Outputs n0 .. n0 + count - 1 (count <= C) for one input row r (a decode step of one
@@ -342,7 +386,7 @@ inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* cod
       }
     }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
   }
-  for (int i = 0; i < count; ++i) out[i] = finish(acc[i], x, r, mins, n0 + i);
+  for (int i = 0; i < count; ++i) finish_rows<F, 1>(acc + i, x, r, mins, n0 + i, out + i, 1);
 }
 
 // One output n for input rows r0 .. r0 + R - 1 (R up to 8): each chunk's codes decoded once
@@ -354,28 +398,40 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
                        const uint16_t* scales, const uint16_t* mins, int64_t n, float* out,
                        int64_t out_stride) {
   const int64_t groups = x.groups, padded = x.padded, chunks_per_row = groups / F::chunk_groups;
-  const int64_t row_bytes = chunks_per_row * F::chunk_bytes;
+  const uint8_t* wrow = codes + n * chunks_per_row * F::chunk_bytes;
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t g0 = 0; g0 < groups; g0 += 8) {
+  // chunk c's product for all R rows (k: its place in the block of 8 groups)
+  auto chunk = [&](const Scales<F>& dw, auto kc, int64_t c) {
+    constexpr int k = decltype(kc)::value;
+    __m256i v[F::regs];
+    F::decode(wrow + c * F::chunk_bytes, v);
+    const __m256 w = dw.template chunk<k>();
+    const typename F::Code* qx = x.codes(r0, R, c);
+    const float* dx = x.lanes(r0, R, c);
+    for (int r = 0; r < R; ++r) {
+      const __m256 s = _mm256_mul_ps(w, _mm256_loadu_ps(dx + r * 8));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx + r * QuantizedRows<F>::chunk_codes)), s, acc[r]);
+    }
+  };
+  constexpr int per_block = 8 / F::chunk_groups;
+  const int64_t full = groups / 8 * 8;
+  for (int64_t g0 = 0; g0 < full; g0 += 8) {
     Scales<F> dw;
     dw.set(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + g0))));
-    const int64_t chunks = std::min<int64_t>(8, groups - g0) / F::chunk_groups;
-    unrolled([&](auto kc) {
-      constexpr int k = decltype(kc)::value;
-      if (k >= chunks) return;
-      const int64_t c = g0 / F::chunk_groups + k;
-      __m256i v[F::regs];
-      F::decode(codes + n * row_bytes + c * F::chunk_bytes, v);
-      const __m256 w = dw.template chunk<k>();
-      for (int r = 0; r < R; ++r) {
-        const typename F::Code* qx = x.q.data() + (r0 + r) * x.K + c * F::chunk_groups * GROUP;
-        const __m256 s = _mm256_mul_ps(w, _mm256_loadu_ps(x.spread.data() + ((r0 + r) * chunks_per_row + c) * 8));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx)), s, acc[r]);
-      }
-    }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
+    const int64_t c0 = g0 / F::chunk_groups;
+    unrolled([&](auto kc) { chunk(dw, kc, c0 + decltype(kc)::value); },
+             std::make_integer_sequence<int, per_block>{});
   }
-  for (int r = 0; r < R; ++r) out[r * out_stride] = finish(acc[r], x, r0 + r, mins, n);
+  if (full < groups) {  // a last block of fewer than 8 groups
+    Scales<F> dw;
+    dw.set(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + full))));
+    const int64_t c0 = full / F::chunk_groups, chunks = (groups - full) / F::chunk_groups;
+    unrolled([&](auto kc) {
+      if (decltype(kc)::value < chunks) chunk(dw, kc, c0 + decltype(kc)::value);
+    }, std::make_integer_sequence<int, per_block>{});
+  }
+  finish_rows<F, R>(acc, x, r0, mins, n, out, out_stride);
 }
 
 template <class F>
@@ -394,10 +450,11 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   const uint16_t* sp = static_cast<const uint16_t*>(scales.data_ptr());
   const uint16_t* mp = F::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
   const QuantizedRows<F> rows(x.data_ptr<float>(), M, K);
-  constexpr int64_t NB = 4, RB = 8, ROW_BUDGET = 16384;
+  constexpr int64_t NB = 4, ROW_BUDGET = 16384;
   const int64_t blocks = (N + NB - 1) / NB;
   // Input rows taken together while the weights stream past: as many as stay in L1 with
-  // their spread scales (every output reads them all again), at least one block of RB.
+  // their spread scales (every output reads them all again), at least one block of RB. A
+  // multiple of RB, so these chunks of rows split into the blocks `block_of` laid out.
   const int64_t row_bytes_in = K * int64_t(sizeof(typename F::Code)) + (K / GROUP) * 32;
   const int64_t CHUNK = std::max<int64_t>(RB, ROW_BUDGET / row_bytes_in / RB * RB);
   at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
