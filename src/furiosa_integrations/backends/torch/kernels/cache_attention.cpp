@@ -24,6 +24,83 @@ inline float tree_sum(__m256 v) {  // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6
   return _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1)));
 }
 
+// The same tree for four vectors at once: out[i] = tree_sum(v[i]).
+inline void tree_sums(const __m256 v[4], float out[4]) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+// One query row's head over its columns: `scores` [count + 8] as scratch, the result in `oh`.
+// NV: D / 8 where it is known at compile time (the accumulators then stay in registers),
+// 0 for any other D. Keys are dotted eight at a time (independent chains, lane trees four
+// at a time), each in the same order as one at a time: the same bits.
+template <int NV>
+inline void attend(const float* qh, const float* kh, const float* vh, int64_t count, int64_t D,
+                   float scale, float cap, float* scores, float* oh) {
+  const int64_t nv = NV > 0 ? NV : D / 8;
+  auto dot = [&](const float* kc) {
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kc));
+    for (int64_t d = 1; d < nv; ++d)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * d), _mm256_loadu_ps(kc + 8 * d), acc);
+    return acc;
+  };
+  auto finish_score = [&](float s) { s *= scale; return cap > 0.f ? cap * std::tanh(s / cap) : s; };
+  float top = -INFINITY;
+  int64_t c = 0;
+  for (; c + 8 <= count; c += 8) {  // eight chains in flight: FMA latency, not one chain's
+    __m256 dots[8];
+    for (int i = 0; i < 8; ++i) dots[i] = dot(kh + (c + i) * D);
+    float sums[8];
+    tree_sums(dots, sums);
+    tree_sums(dots + 4, sums + 4);
+    for (int i = 0; i < 8; ++i) {
+      scores[c + i] = finish_score(sums[i]);
+      top = std::max(top, scores[c + i]);
+    }
+  }
+  for (; c < count; ++c) {
+    scores[c] = finish_score(tree_sum(dot(kh + c * D)));
+    top = std::max(top, scores[c]);
+  }
+  // softmax numerators, 8 at a time; their sum in lanes, then the tree
+  const __m256 shift = _mm256_set1_ps(top);
+  __m256 total = _mm256_setzero_ps();
+  c = 0;
+  for (; c + 8 <= count; c += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + c), shift));
+    _mm256_storeu_ps(scores + c, e);
+    total = _mm256_add_ps(total, e);
+  }
+  if (c < count) {  // the tail, padded with -inf (e = 0)
+    alignas(32) float tail[8];
+    for (int i = 0; i < 8; ++i) tail[i] = c + i < count ? scores[c + i] : -INFINITY;
+    const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_load_ps(tail), shift)),
+                                   _mm256_cmp_ps(_mm256_load_ps(tail), _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
+    _mm256_storeu_ps(scores + c, e);
+    total = _mm256_add_ps(total, e);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / tree_sum(total));
+  if constexpr (NV > 0) {
+    __m256 acc[NV];
+    for (int d = 0; d < NV; ++d) acc[d] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < count; ++j) {
+      const __m256 e = _mm256_set1_ps(scores[j]);
+      const float* vc = vh + j * D;
+      for (int d = 0; d < NV; ++d) acc[d] = _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), acc[d]);
+    }
+    for (int d = 0; d < NV; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(acc[d], inv));
+  } else {  // the output row itself holds the sums
+    for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_setzero_ps());
+    for (int64_t j = 0; j < count; ++j) {
+      const __m256 e = _mm256_set1_ps(scores[j]);
+      const float* vc = vh + j * D;
+      for (int64_t d = 0; d < nv; ++d)
+        _mm256_storeu_ps(oh + 8 * d, _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), _mm256_loadu_ps(oh + 8 * d)));
+    }
+    for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(_mm256_loadu_ps(oh + 8 * d), inv));
+  }
+}
+
 at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                            const at::Tensor& slots, const at::Tensor& positions, int64_t window,
                            double scale, double softcap) {
@@ -50,54 +127,19 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
   const float fscale = static_cast<float>(scale), cap = static_cast<float>(softcap);
   at::parallel_for(0, T * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
-    std::vector<__m256> acc(D / 8);
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / H, h = job % H, pos = pp[t];
       const int64_t low = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t count = pos - low + 1;
       const float* qh = qp + (t * H + h) * D;
-      const int64_t base = (slp[t] * KV + h / group) * S;
-      const float* kh = kp + base * D;
-      const float* vh = vp + base * D;
+      const int64_t base = ((slp[t] * KV + h / group) * S + low) * D;
       scores.resize(count + 8);
-      float top = -INFINITY;
-      for (int64_t c = 0; c < count; ++c) {
-        const float* kc = kh + (low + c) * D;
-        __m256 dot = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kc));
-        for (int64_t d = 8; d < D; d += 8)
-          dot = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(kc + d), dot);
-        float s = tree_sum(dot) * fscale;
-        if (cap > 0.f) s = cap * std::tanh(s / cap);
-        scores[c] = s;
-        top = std::max(top, s);
-      }
-      // softmax numerators, 8 at a time; their sum in lanes, then the tree
-      const __m256 shift = _mm256_set1_ps(top);
-      __m256 total = _mm256_setzero_ps();
-      int64_t c = 0;
-      for (; c + 8 <= count; c += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores.data() + c), shift));
-        _mm256_storeu_ps(scores.data() + c, e);
-        total = _mm256_add_ps(total, e);
-      }
-      if (c < count) {  // the tail, padded with -inf (e = 0)
-        alignas(32) float tail[8];
-        for (int i = 0; i < 8; ++i) tail[i] = c + i < count ? scores[c + i] : -INFINITY;
-        const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_load_ps(tail), shift)),
-                                       _mm256_cmp_ps(_mm256_load_ps(tail), _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
-        _mm256_storeu_ps(scores.data() + c, e);
-        total = _mm256_add_ps(total, e);
-      }
-      const float inverse = 1.f / tree_sum(total);
-      for (int64_t d = 0; d < D / 8; ++d) acc[d] = _mm256_setzero_ps();
-      for (int64_t j = 0; j < count; ++j) {
-        const __m256 e = _mm256_set1_ps(scores[j]);
-        const float* vc = vh + (low + j) * D;
-        for (int64_t d = 0; d < D / 8; ++d) acc[d] = _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), acc[d]);
-      }
       float* oh = op + (t * H + h) * D;
-      const __m256 inv = _mm256_set1_ps(inverse);
-      for (int64_t d = 0; d < D / 8; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(acc[d], inv));
+      switch (D) {
+        case 64: attend<8>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh); break;
+        case 128: attend<16>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh); break;
+        default: attend<0>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh);
+      }
     }
   });
   return out;
