@@ -34,11 +34,12 @@ def test_reference_is_sdpa_over_the_rows_own_columns() -> None:
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the native kernel is x86 (AVX2)")
 @pytest.mark.parametrize(("window", "softcap"), [(0, 0.0), (16, 0.0), (0, 30.0)])
-def test_native_kernel_rows_on_their_own(window: int, softcap: float) -> None:
+@pytest.mark.parametrize("head_dim", [64, 128, 48])  # the kernel's two fixed sizes, and any other
+def test_native_kernel_rows_on_their_own(window: int, softcap: float, head_dim: int) -> None:
     assert native_kernel_loaded(), "the native CPU kernels did not build here (see the log)"
     torch.manual_seed(1)
-    keys, values = torch.randn(3, 3, 100, 64), torch.randn(3, 3, 100, 64)
-    q = torch.randn(5, 9, 64)
+    keys, values = torch.randn(3, 3, 100, head_dim), torch.randn(3, 3, 100, head_dim)
+    q = torch.randn(5, 9, head_dim)
     slots, positions = torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 10, 11, 99, 57])
     args = (window, 0.125, softcap)
     out = cache_attention(q, keys, values, slots, positions, *args)
