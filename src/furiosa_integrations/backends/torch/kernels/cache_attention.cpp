@@ -17,26 +17,17 @@
 namespace {
 
 using furiosa_kernels::exp8;
+using furiosa_kernels::tree_sum;
+using furiosa_kernels::tree_sums;
 
-inline float tree_sum(__m256 v) {  // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-  const __m256 h = _mm256_hadd_ps(v, v);
-  const __m256 h2 = _mm256_hadd_ps(h, h);
-  return _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1)));
-}
-
-// The same tree for four vectors at once: out[i] = tree_sum(v[i]).
-inline void tree_sums(const __m256 v[4], float out[4]) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-}
-
-// One query row's head over its columns: `scores` [count + 8] as scratch, the result in `oh`.
+// One query row's head over its columns: `scores` [count + 8] and `spill` [D / 8] as scratch,
+// the result in `oh`.
 // NV: D / 8 where it is known at compile time (the accumulators then stay in registers),
 // 0 for any other D. Keys are dotted eight at a time (independent chains, lane trees four
 // at a time), each in the same order as one at a time: the same bits.
 template <int NV>
 inline void attend(const float* qh, const float* kh, const float* vh, int64_t count, int64_t D,
-                   float scale, float cap, float* scores, float* oh) {
+                   float scale, float cap, float* scores, __m256* spill, float* oh) {
   const int64_t nv = NV > 0 ? NV : D / 8;
   auto dot = [&](const float* kc) {
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kc));
@@ -80,25 +71,16 @@ inline void attend(const float* qh, const float* kh, const float* vh, int64_t co
     total = _mm256_add_ps(total, e);
   }
   const __m256 inv = _mm256_set1_ps(1.f / tree_sum(total));
-  if constexpr (NV > 0) {
-    __m256 acc[NV];
-    for (int d = 0; d < NV; ++d) acc[d] = _mm256_setzero_ps();
-    for (int64_t j = 0; j < count; ++j) {
-      const __m256 e = _mm256_set1_ps(scores[j]);
-      const float* vc = vh + j * D;
-      for (int d = 0; d < NV; ++d) acc[d] = _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), acc[d]);
-    }
-    for (int d = 0; d < NV; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(acc[d], inv));
-  } else {  // the output row itself holds the sums
-    for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_setzero_ps());
-    for (int64_t j = 0; j < count; ++j) {
-      const __m256 e = _mm256_set1_ps(scores[j]);
-      const float* vc = vh + j * D;
-      for (int64_t d = 0; d < nv; ++d)
-        _mm256_storeu_ps(oh + 8 * d, _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), _mm256_loadu_ps(oh + 8 * d)));
-    }
-    for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(_mm256_loadu_ps(oh + 8 * d), inv));
+  // the weighted values: in registers for a fixed D, else in the caller's `spill`
+  __m256 local[NV > 0 ? NV : 1];
+  __m256* acc = NV > 0 ? local : spill;
+  for (int64_t d = 0; d < nv; ++d) acc[d] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < count; ++j) {
+    const __m256 e = _mm256_set1_ps(scores[j]);
+    const float* vc = vh + j * D;
+    for (int64_t d = 0; d < nv; ++d) acc[d] = _mm256_fmadd_ps(e, _mm256_loadu_ps(vc + 8 * d), acc[d]);
   }
+  for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(acc[d], inv));
 }
 
 at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
@@ -127,6 +109,7 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
   const float fscale = static_cast<float>(scale), cap = static_cast<float>(softcap);
   at::parallel_for(0, T * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
+    std::vector<__m256> spill(D / 8);
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / H, h = job % H, pos = pp[t];
       const int64_t low = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
@@ -136,9 +119,9 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
       scores.resize(count + 8);
       float* oh = op + (t * H + h) * D;
       switch (D) {
-        case 64: attend<8>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh); break;
-        case 128: attend<16>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh); break;
-        default: attend<0>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), oh);
+        case 64: attend<8>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh); break;
+        case 128: attend<16>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh); break;
+        default: attend<0>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh);
       }
     }
   });

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <immintrin.h>
+#include "vector_math.h"
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -15,6 +16,9 @@
 #include <vector>
 
 namespace {
+
+using furiosa_kernels::tree_sum;
+using furiosa_kernels::tree_sums;
 
 constexpr int64_t GROUP = 32;
 
@@ -170,19 +174,6 @@ struct Format : Arithmetic<Bits, Q4> {
   static constexpr int64_t chunk_bytes = 32;  // a pair of Q4_1 groups, or one Q8_0 group
   static constexpr float levels = Bits == 8 ? 127.f : 32767.f;
 };
-
-// out[i] = the tree sum of acc[i]'s lanes: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-inline void tree_sums(const __m256 acc[4], float out[4]) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-}
-
-inline float tree_sum(__m256 acc) {  // the same tree for one accumulator
-  const __m256 four[4] = {acc, acc, acc, acc};
-  float out[4];
-  tree_sums(four, out);
-  return out[0];
-}
 
 inline float hmax(__m256 v) {
   alignas(32) float lanes[8];

@@ -53,7 +53,7 @@ def weight_format(weight: GroupedWeight) -> str:
 def weight_shape(weight: GroupedWeight) -> tuple[int, int]:
     """``[N, K]`` of the linear weight the groups hold (two 4-bit codes a byte for Q4_1)."""
     rows, width = weight.codes.shape
-    return rows, width * 2 if weight.codes.dtype == torch.uint8 else width
+    return rows, width * 2 if weight_format(weight) == "Q4_1" else width
 
 
 def _codes(codes: torch.Tensor) -> torch.Tensor:

@@ -24,4 +24,18 @@ inline __m256 exp8(__m256 x) {
   return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
 }
 
+// The lanes' sum in one fixed tree, ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): every
+// kernel sums lanes this way, so a result's bits never depend on which path summed it.
+inline float tree_sum(__m256 v) {
+  const __m256 h = _mm256_hadd_ps(v, v);
+  const __m256 h2 = _mm256_hadd_ps(h, h);
+  return _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1)));
+}
+
+// The same tree for four vectors at once: out[i] = tree_sum(v[i]).
+inline void tree_sums(const __m256 v[4], float out[4]) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
 }  // namespace furiosa_kernels
