@@ -11,14 +11,16 @@ from furiosa_integrations.backends.torch.decoders.layer_stack import LayerStack
 
 
 def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None:
-    """``decoder``'s scripted decode steps and the same layers run eagerly (same weights):
-    equal logits through three batched decode steps after a packed prefill of ``prompts``
+    """``decoder``'s scripted decode steps, the same layers run eagerly (same weights), and
+    the layers as separate ops (where a step's layers are one op, ``decode_layers``): equal
+    logits through three batched decode steps after a packed prefill of ``prompts``
     (prefill runs the layers eagerly either way)."""
     scripted = decoder.stack
     assert isinstance(scripted, torch.jit.ScriptModule)
     results = []
     eager = LayerStack(decoder.model, decoder.windows, decoder.own_kernels)
-    for stack in (scripted, eager):
+    per_op = LayerStack(decoder.model, decoder.windows, decoder.own_kernels, fuse=False)
+    for stack in (scripted, eager, per_op):
         decoder.stack = stack
         decoder.cache.ensure(len(prompts), 64)
         starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
@@ -30,5 +32,6 @@ def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None
             positions = positions + 1
         results.append(steps)
     decoder.stack = scripted
-    for a, b in zip(*results, strict=True):
-        assert torch.equal(a, b)
+    for steps in results[1:]:
+        for a, b in zip(results[0], steps, strict=True):
+            assert torch.equal(a, b)

@@ -176,7 +176,8 @@ def test_gguf_weights_keep_the_files_groups(
     for bit, times 16-bit activations by default (logits within 0.2% of fp32 weights') or,
     with ``FURIOSA_GGUF_WEIGHTS=int8``, llama.cpp's 8-bit ones (within 15%); the same next
     token as fp32 weights on a clear prompt; the scripted step equals the eager one; every
-    row's logits independent of the batch (bit for bit)."""
+    row's logits independent of the batch (bit for bit). A decode step's layers are one op
+    (``decode_layers``), the same bits as the per-op layers."""
     from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.loader import read_config
@@ -193,6 +194,7 @@ def test_gguf_weights_keep_the_files_groups(
     grouped = load_decoder(path, config, cpu, torch.float32, 256, light_weights=True)
     layers = len(grouped.model.layers) * 4
     assert grouped.weights == f"Q4_1 x{layers}, Q8_0 x1 ({bits}-bit activations)"
+    assert grouped.layers.fused_layers
     exact = load_decoder(path, config, cpu, torch.float32, 256)
     tokenizer = load_tokenizer(path)
     ids = tokenizer.encode("The capital of France is")

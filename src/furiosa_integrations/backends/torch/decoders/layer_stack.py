@@ -10,6 +10,10 @@ one row. torch.compile cannot take this step: it breaks its graph on the packed 
 scripted (CUDA, or a torch whose TorchScript refuses it) and for prefill, whose many-row
 linears leave little to save.
 
+On our kernels' path a Llama-shaped decoder's step goes further: all its layers are one
+native op (``decode_layers``: the same kernels in the same order, called from C++, so the
+same bits), which takes the interpreter and the dispatcher out of the step.
+
 Per layer, weights sit in flat lists (TorchScript needs one type per list): linear
 ``4 * layer + QKV|OUT|UP|DOWN`` (the LM head last), norm ``6 * layer + ATTN|MLP|...``.
 """
@@ -23,6 +27,7 @@ from typing import Final, Optional
 import torch
 
 from ..kernels.cache_attention import cache_attention
+from ..kernels.decode_layers import decode_layers
 from ..kernels.layer_ops import rotary_store, silu_mul
 from ..kernels.rms_norm import native_rms_norm
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
@@ -77,10 +82,24 @@ class LayerStack(torch.nn.Module):
     fused_rotary: bool  # ... and ``rotary_store`` (RoPE, no q/k norms: see query_into_cache)
     fused_silu: bool  # ... and ``silu_mul`` (a gated SiLU MLP)
     window_sizes: list[int]  # per layer: its sliding window, 0 for none
+    # ``fused_layers``: a decode step's layers are one op (``decode_layers``), given these
+    fused_layers: bool
+    fused_codes: list[torch.Tensor]  # per linear (four a layer): GroupedWeight's fields
+    fused_scales: list[torch.Tensor]
+    fused_mins: list[torch.Tensor]
+    fused_bits: list[int]
+    fused_norms: list[torch.Tensor]  # per layer: attention's norm, the MLP's
+    attention_scales: list[float]  # per layer, resolved (``scales``' None: head_dim ** -0.5)
 
     def __init__(
-        self, model: DecoderModel, windows: list[int | None], own_kernels: bool = False
+        self,
+        model: DecoderModel,
+        windows: list[int | None],
+        own_kernels: bool = False,
+        fuse: bool = True,
     ) -> None:
+        """``fuse=False`` keeps a decode step's layers as separate ops (to test the fused op
+        against)."""
         super().__init__()
         self.own_kernels = own_kernels
         self.window_sizes = [layer.window or 0 for layer in model.layers]
@@ -125,6 +144,42 @@ class LayerStack(torch.nn.Module):
         self.window_index = [windows.index(w.window) for w in model.layers]
         self.rope_index = [w.rope for w in model.layers]
         self.scales = [w.scale for w in model.layers]
+        self.attention_scales = [
+            model.head_dim**-0.5 if scale is None else scale for scale in self.scales
+        ]
+        self.fused_layers = fuse and self._fusable(model)
+        grouped = [g for g in self.grouped[:-1] if g is not None] if self.fused_layers else []
+        self.fused_codes = [g.codes for g in grouped]
+        self.fused_scales = [g.scales for g in grouped]
+        self.fused_mins = [g.mins for g in grouped]
+        self.fused_bits = [g.activation_bits for g in grouped]
+        self.fused_norms = [
+            layer_norm.weight
+            for w in (model.layers if self.fused_layers else [])
+            for layer_norm in (w.attn_norm, w.mlp_norm)
+            if layer_norm is not None  # always, where fused (``_fusable``)
+        ]
+
+    def _fusable(self, model: DecoderModel) -> bool:
+        """Whether every layer is ``decode_layers``' shape: pre-norm RMS before attention and
+        the MLP, GGUF groups without biases for every linear, RoPE, a gated SiLU MLP."""
+        layers = model.layers
+        return (
+            self.fused_rotary
+            and self.fused_silu
+            and self.norm_kind != "layer"
+            and model.embed.shape[-1] % 8 == 0
+            and not self.parallel_residual
+            and self.residual_scale is None
+            and all(g is not None for g in self.grouped[:-1])
+            and all(b is None for b in self.biases[:-1])
+            and all(w.attn_norm is not None and w.mlp_norm is not None for w in layers)
+            and all(
+                w.attn_out_norm is None and w.mlp_out_norm is None and w.q_norm is None
+                and w.k_norm is None
+                for w in layers
+            )
+        )  # fmt: skip
 
     def _add_linear(self, weight: object, bias: torch.Tensor | None) -> None:
         grouped = isinstance(weight, GroupedWeight)
@@ -276,10 +331,32 @@ class LayerStack(torch.nn.Module):
         batch = hidden.shape[0]
         positions = where[:, 0, 0, 0]
         slots = torch.arange(batch, device=hidden.device)
+        if self.fused_layers and hidden.dtype == torch.float32:
+            cap = self.attn_softcap
+            return decode_layers(
+                hidden,
+                cos,
+                sin,
+                keys,
+                values,
+                slots,
+                positions,
+                self.fused_codes,
+                self.fused_scales,
+                self.fused_mins,
+                self.fused_bits,
+                self.fused_norms,
+                self.rope_index,
+                self.window_sizes,
+                self.attention_scales,
+                0.0 if cap is None else cap,
+                self.eps,
+                self.num_heads,
+                self.num_kv_heads,
+            )
         for i in range(self.num_layers):
             if self.own_kernels:
                 q = self.query_into_cache(i, hidden, cos, sin, keys[i], values[i], slots, positions)
-                scale = self.scales[i]
                 cap = self.attn_softcap
                 out = cache_attention(
                     q,
@@ -288,7 +365,7 @@ class LayerStack(torch.nn.Module):
                     slots,
                     positions,
                     self.window_sizes[i],
-                    self.head_dim**-0.5 if scale is None else scale,
+                    self.attention_scales[i],
                     0.0 if cap is None else cap,
                 )
                 hidden = self.layer_output(i, hidden, out.reshape(batch, -1))

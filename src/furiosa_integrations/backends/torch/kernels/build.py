@@ -28,8 +28,14 @@ from ....models.gguf_cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("grouped_linear.cpp", "cache_attention.cpp", "rms_norm.cpp", "layer_ops.cpp")
-HEADERS = ("vector_math.h",)
+SOURCES = (
+    "grouped_linear.cpp",
+    "cache_attention.cpp",
+    "rms_norm.cpp",
+    "layer_ops.cpp",
+    "decode_layers.cpp",
+)
+HEADERS = ("vector_math.h", "layer_kernels.h")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 _lock = threading.Lock()

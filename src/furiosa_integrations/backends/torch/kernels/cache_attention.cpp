@@ -9,6 +9,7 @@
 #include <torch/library.h>
 #include <immintrin.h>
 #include "vector_math.h"
+#include "layer_kernels.h"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -83,6 +84,10 @@ inline void attend(const float* qh, const float* kh, const float* vh, int64_t co
   for (int64_t d = 0; d < nv; ++d) _mm256_storeu_ps(oh + 8 * d, _mm256_mul_ps(acc[d], inv));
 }
 
+}  // namespace
+
+namespace furiosa_kernels {
+
 at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                            const at::Tensor& slots, const at::Tensor& positions, int64_t window,
                            double scale, double softcap) {
@@ -128,6 +133,6 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
   return out;
 }
 
-}  // namespace
+}  // namespace furiosa_kernels
 
-TORCH_LIBRARY_IMPL(furiosa, CPU, m) { m.impl("cache_attention", cache_attention); }
+TORCH_LIBRARY_IMPL(furiosa, CPU, m) { m.impl("cache_attention", furiosa_kernels::cache_attention); }

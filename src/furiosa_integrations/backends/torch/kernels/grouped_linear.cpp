@@ -8,6 +8,7 @@
 #include <torch/library.h>
 #include <immintrin.h>
 #include "vector_math.h"
+#include "layer_kernels.h"
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -469,6 +470,10 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   return out;
 }
 
+}  // namespace
+
+namespace furiosa_kernels {
+
 at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& mins, int64_t activation_bits) {
   TORCH_CHECK(activation_bits == 8 || activation_bits == 16, "activation_bits: 8 or 16");
@@ -481,6 +486,10 @@ at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, cons
   return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins)
             : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins);
 }
+
+}  // namespace furiosa_kernels
+
+namespace {
 
 // ---- finding the groups in dequantized weights (see gguf_groups.py) ----
 
@@ -568,6 +577,6 @@ std::vector<at::Tensor> find_groups(const at::Tensor& weight, int64_t bits) {
 // The schemas are defined in Python (kernels/grouped_linear.py), grouped_linear with a
 // reference kernel for every device; these CPU kernels take precedence where they are loaded.
 TORCH_LIBRARY_IMPL(furiosa, CPU, m) {
-  m.impl("grouped_linear", grouped_linear);
+  m.impl("grouped_linear", furiosa_kernels::grouped_linear);
   m.impl("find_groups", find_groups);
 }

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 #include <immintrin.h>
 #include "vector_math.h"
+#include "layer_kernels.h"
 #include <cstdint>
 #include <cstring>
 
@@ -37,6 +38,10 @@ inline void rotate(const float* x, const float* cos, const float* sin, int64_t R
 // qkv [T, (H + 2 KV) * D]: row t's heads q | k | v. Returns q [T, H, D] rotated; writes the
 // rotated k and the v of row t at position positions[t] of cache slot slots[t]
 // (keys, values: [slots, KV, S, D]).
+}  // namespace
+
+namespace furiosa_kernels {
+
 at::Tensor rotary_store(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin,
                         at::Tensor& keys, at::Tensor& values, const at::Tensor& slots,
                         const at::Tensor& positions, int64_t H, int64_t KV) {
@@ -105,9 +110,9 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
   return out;
 }
 
-}  // namespace
+}  // namespace furiosa_kernels
 
 TORCH_LIBRARY_IMPL(furiosa, CPU, m) {
-  m.impl("rotary_store", rotary_store);
-  m.impl("silu_mul", silu_mul);
+  m.impl("rotary_store", furiosa_kernels::rotary_store);
+  m.impl("silu_mul", furiosa_kernels::silu_mul);
 }

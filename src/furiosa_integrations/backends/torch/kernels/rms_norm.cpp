@@ -7,9 +7,10 @@
 #include <torch/library.h>
 #include <immintrin.h>
 #include <cmath>
+#include "layer_kernels.h"
 #include <cstdint>
 
-namespace {
+namespace furiosa_kernels {
 
 at::Tensor rms_norm(const at::Tensor& input, const at::Tensor& weight, double eps) {
   TORCH_CHECK(input.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, "fp32 only");
@@ -41,6 +42,6 @@ at::Tensor rms_norm(const at::Tensor& input, const at::Tensor& weight, double ep
   return out;
 }
 
-}  // namespace
+}  // namespace furiosa_kernels
 
-TORCH_LIBRARY_IMPL(furiosa, CPU, m) { m.impl("rms_norm", rms_norm); }
+TORCH_LIBRARY_IMPL(furiosa, CPU, m) { m.impl("rms_norm", furiosa_kernels::rms_norm); }
