@@ -68,6 +68,8 @@ template <>
 struct Arithmetic<8, true> {
   using Code = int8_t;
   static constexpr int regs = 2;
+  // A chunk: the groups (chunk_groups) and weight bytes (chunk_bytes) one dot covers.
+  static constexpr int64_t chunk_groups = 2, chunk_bytes = 32;  // a pair of groups
   // a pair's low nibbles [g0 0..15 | g1 0..15], then its high ones [g0 16..31 | g1 16..31]
   static int element(int t) { return (t & 15) + (t & 16 ? 32 : 0) + (t & 32 ? 16 : 0); }
   static inline void decode(const uint8_t* pair, __m256i v[regs]) {
@@ -92,6 +94,7 @@ template <>
 struct Arithmetic<8, false> {
   using Code = int8_t;
   static constexpr int regs = 2;
+  static constexpr int64_t chunk_groups = 1, chunk_bytes = 32;  // one group
   static int element(int t) { return t; }
   // maddubs wants an unsigned operand: |w|, and the input codes times sign(w)
   static inline void decode(const uint8_t* group, __m256i v[regs]) {
@@ -116,6 +119,7 @@ template <>
 struct Arithmetic<16, true> {
   using Code = int16_t;
   static constexpr int regs = 4;
+  static constexpr int64_t chunk_groups = 2, chunk_bytes = 32;  // a pair of groups
   static int element(int t) {  // t: position in the chunk's 64 codes (4 vectors of 16)
     const int vec = t / 16, lane = (t % 16) / 8, i = t % 8;
     const int offsets[4] = {0, 1, 16, 17};
@@ -146,33 +150,37 @@ struct Arithmetic<16, true> {
   }
 };
 
-// Word i of a group's 32 bytes holds elements 2i (low byte) and 2i + 1 (high byte).
+// Q8_0 taken two groups (A, B) at a time, like Q4_1's pairs: the 128-bit halves of one
+// vector hold A's and B's bytes ([A0..15 | B0..15], then [A16..31 | B16..31]), so one dot's
+// lanes 0-3 sum group A and 4-7 group B, and a pair takes one conversion and one scaled add
+// instead of two. Word i of a half holds elements 2i (low byte) and 2i + 1 (high byte).
 template <>
 struct Arithmetic<16, false> {
   using Code = int16_t;
-  static constexpr int regs = 2;
-  static int element(int t) { return 2 * (t % 16) + t / 16; }
-  static inline void decode(const uint8_t* group, __m256i v[regs]) {
-    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
-    v[0] = _mm256_srai_epi16(_mm256_slli_epi16(words, 8), 8);
-    v[1] = _mm256_srai_epi16(words, 8);
+  static constexpr int regs = 4;
+  static constexpr int64_t chunk_groups = 2, chunk_bytes = 64;
+  // the same places as Q4_1's words give (see above)
+  static int element(int t) { return Arithmetic<16, true>::element(t); }
+  static inline __m256i halves(const uint8_t* a, const uint8_t* b) {
+    return _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+  }
+  static inline void decode(const uint8_t* pair, __m256i v[regs]) {
+    const __m256i first = halves(pair, pair + 32), second = halves(pair + 16, pair + 48);
+    v[0] = _mm256_srai_epi16(_mm256_slli_epi16(first, 8), 8);
+    v[1] = _mm256_srai_epi16(first, 8);
+    v[2] = _mm256_srai_epi16(_mm256_slli_epi16(second, 8), 8);
+    v[3] = _mm256_srai_epi16(second, 8);
   }
   static inline __m256i dot(const __m256i v[regs], const Code* qx) {
-    const __m256i* x = reinterpret_cast<const __m256i*>(qx);
-#if FURIOSA_VNNI
-    return add_dot16(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)), v[1], _mm256_loadu_si256(x + 1));
-#else
-    return _mm256_add_epi32(_mm256_madd_epi16(v[0], _mm256_loadu_si256(x)),
-                            _mm256_madd_epi16(v[1], _mm256_loadu_si256(x + 1)));
-#endif
+    return Arithmetic<16, true>::dot(v, qx);
   }
 };
 
 template <int Bits, bool Q4>
 struct Format : Arithmetic<Bits, Q4> {
   static constexpr bool has_mins = Q4;
-  static constexpr int64_t chunk_groups = Q4 ? 2 : 1;
-  static constexpr int64_t chunk_bytes = 32;  // a pair of Q4_1 groups, or one Q8_0 group
   static constexpr float levels = Bits == 8 ? 127.f : 32767.f;
 };
 
@@ -393,8 +401,9 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
   const uint8_t* wrow = codes + n * chunks_per_row * F::chunk_bytes;
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  // chunk c's product for all R rows (k: its place in the block of 8 groups)
-  auto chunk = [&](const Scales<F>& dw, auto kc, int64_t c) {
+  // chunk c's product for all R rows (k: its place in the block of 8 groups); always inlined:
+  // GCC's inlining budget left it out of line for some formats (1.1-1.2x slower)
+  auto chunk = [&](const Scales<F>& dw, auto kc, int64_t c) __attribute__((always_inline)) {
     constexpr int k = decltype(kc)::value;
     __m256i v[F::regs];
     F::decode(wrow + c * F::chunk_bytes, v);
