@@ -15,6 +15,7 @@ import torch
 
 from ...core import NativeLogprob, SamplingParams
 from .grammar import apply_bitmask
+from .kernels.row_argmax import row_argmax
 
 
 class TokenConstraint(Protocol):
@@ -161,7 +162,7 @@ def sample(
 ) -> tuple[list[int], list[NativeLogprob | None]]:
     """Choose one token per row of ``logits`` ``[B, V]``."""
     if all(_is_plain_greedy(s) for s in states):  # the common case: one argmax, no row loop
-        return torch.argmax(logits, dim=-1).tolist(), [None] * len(states)
+        return row_argmax(logits).tolist(), [None] * len(states)
     for row, state in enumerate(states):
         row_logits = logits[row]
         _apply_penalties(row_logits, state)
@@ -173,7 +174,7 @@ def sample(
     want_logprobs = [s.params.logprobs is not None for s in states]
     logprobs = torch.log_softmax(logits, dim=-1) if any(want_logprobs) else None
 
-    chosen = torch.argmax(logits, dim=-1)
+    chosen = row_argmax(logits)
     sampled_rows = [i for i, s in enumerate(states) if not s.params.greedy]
     if sampled_rows:
         for row in sampled_rows:

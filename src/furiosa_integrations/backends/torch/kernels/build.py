@@ -34,6 +34,7 @@ SOURCES = (
     "rms_norm.cpp",
     "layer_ops.cpp",
     "decode_layers.cpp",
+    "row_argmax.cpp",
 )
 HEADERS = ("vector_math.h", "layer_kernels.h")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")

@@ -16,5 +16,6 @@ at::Tensor rotary_store(const at::Tensor& qkv, const at::Tensor& cos, const at::
                         at::Tensor& keys, at::Tensor& values, const at::Tensor& slots,
                         const at::Tensor& positions, int64_t H, int64_t KV);
 at::Tensor silu_mul(const at::Tensor& gate_up);
+at::Tensor row_argmax(const at::Tensor& logits);
 
 }  // namespace furiosa_kernels
