@@ -14,6 +14,11 @@ else the tool stops. Prints each shape's median time for A and B, and B/A.
 ``--march znver2`` builds both for another CPU than this one (an AVX2-only target on an
 AVX-512 host, say, to see what fewer registers do to a change; the timings are still this
 CPU's).
+
+A shape called again and again stays in the caches, so that timing shows the kernel's
+arithmetic, not how it streams weights from memory. ``--step`` times, per side, a whole
+decode step's linears instead (every layer's four, then the LM head: ~100 MB, more than the
+caches hold), as a decode step reads them; that is how prefetching changes show.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def build_variant(source: Path, workdir: Path, namespace: str, march: str | None) -> Path:
@@ -62,6 +68,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="A from this source, not the installed")
     parser.add_argument("--march", help="build A and B for this -march (default: native)")
     parser.add_argument(
+        "--step", action="store_true", help="time a whole step's linears, weights from memory"
+    )
+    parser.add_argument(
         "--new-bits",
         action="store_true",
         help="B changes the results on purpose: report how far from A, instead of stopping",
@@ -73,9 +82,7 @@ def main() -> None:
     from furiosa_integrations.backends.torch.decoders import load_decoder
     from furiosa_integrations.backends.torch.kernels.grouped_linear import (
         SCHEMA,
-        GroupedWeight,
         native_kernel_loaded,
-        weight_shape,
     )
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
@@ -102,6 +109,9 @@ def main() -> None:
     ).model
     layer = model.layers[args.layer]
     weights = {"qkv": layer.qkv, "up": layer.up, "down": layer.down, "lm_head": model.lm_head}
+    if args.step:  # every layer's linears as one entry, then the head
+        linears = [w for one in model.layers for w in (one.qkv, one.o, one.up, one.down)]
+        weights = {"all layers": linears, "lm_head": model.lm_head}
     ops = {
         "A": (torch.ops.furiosa_a if baseline else torch.ops.furiosa).grouped_linear,
         "B": torch.ops.furiosa_b.grouped_linear,
@@ -109,26 +119,60 @@ def main() -> None:
     torch.manual_seed(0)
     print("| rows | weight | A ms | B ms | B/A |\n|---:|---|---:|---:|---:|")
     for rows in (int(r) for r in args.rows.split(",")):
-        for name, weight in weights.items():
-            assert isinstance(weight, GroupedWeight), f"{name} is not in GGUF groups here"
-            x = torch.randn(rows, weight_shape(weight)[1])
-            call = (x, weight.codes, weight.scales, weight.mins, weight.activation_bits)
-            a_out, b_out = ops["A"](*call), ops["B"](*call)
-            if args.new_bits:
-                scale = a_out.abs().max().item()
-                far = (a_out - b_out).abs().max().item() / scale
-                log = f"B differs from A by up to {far:.1e} of A's largest output"
-                print(f"<!-- {name}, {rows} rows: {log} -->")
-            elif not torch.equal(a_out, b_out):
-                raise SystemExit(f"B's output differs from A's ({name}, {rows} rows)")
-            times: dict[str, list[float]] = {"A": [], "B": []}
-            for i in range(args.rounds):
-                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                    start = time.perf_counter()
-                    ops[side](*call)
-                    times[side].append(time.perf_counter() - start)
-            a, b = (statistics.median(times[side]) for side in ("A", "B"))
+        calls = {}
+        for name, group in weights.items():
+            members = group if isinstance(group, list) else [group]
+            calls[name] = [_call(w, name, rows) for w in members]
+            for call in calls[name]:
+                _check(ops["A"](*call), ops["B"](*call), name, rows, args.new_bits)
+        # --step: every round, each side runs the whole step; else shape by shape, call by call
+        groups = [calls] if args.step else [{name: batch} for name, batch in calls.items()]
+        times: dict[tuple[str, str], list[float]] = {}
+        for group in groups:
+            times.update(_time(ops, group, args.rounds))
+        for name in calls:
+            a, b = (statistics.median(times[name, side]) for side in ("A", "B"))
             print(f"| {rows} | {name} | {a * 1e3:.3f} | {b * 1e3:.3f} | {b / a:.3f} |")
+
+
+def _time(
+    ops: dict[str, Any], calls: dict[str, list[tuple[Any, ...]]], rounds: int
+) -> dict[tuple[str, str], list[float]]:
+    """Each round, A then B (B then A the next): every entry's calls in turn, each entry
+    timed as a whole."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for i in range(rounds):
+        for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            for name, batch in calls.items():
+                start = time.perf_counter()
+                for call in batch:
+                    ops[side](*call)
+                times.setdefault((name, side), []).append(time.perf_counter() - start)
+    return times
+
+
+def _call(weight: Any, name: str, rows: int) -> tuple[Any, ...]:
+    import torch
+
+    from furiosa_integrations.backends.torch.kernels.grouped_linear import (
+        GroupedWeight,
+        weight_shape,
+    )
+
+    assert isinstance(weight, GroupedWeight), f"{name} is not in GGUF groups here"
+    x = torch.randn(rows, weight_shape(weight)[1])
+    return (x, weight.codes, weight.scales, weight.mins, weight.activation_bits)
+
+
+def _check(a_out: Any, b_out: Any, name: str, rows: int, new_bits: bool) -> None:
+    """B must give A's bits, unless it changes them on purpose (then: how far)."""
+    import torch
+
+    if new_bits:
+        far = (a_out - b_out).abs().max().item() / a_out.abs().max().item()
+        print(f"<!-- {name}, {rows} rows: B differs from A by up to {far:.1e} of A's largest -->")
+    elif not torch.equal(a_out, b_out):
+        raise SystemExit(f"B's output differs from A's ({name}, {rows} rows)")
 
 
 if __name__ == "__main__":
