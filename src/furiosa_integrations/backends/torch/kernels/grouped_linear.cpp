@@ -502,6 +502,11 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
         const int64_t m1 = std::min(M, m0 + CHUNK);
         for (int64_t i = 0; i < count; ++i) {
           const int64_t n = n0 + i;
+          if (n + NB < N) {  // the output a block on: its weights into L2 (LM head 0.93-0.96x)
+            const int64_t row_bytes = K / GROUP / F::chunk_groups * F::chunk_bytes;
+            const char* next = reinterpret_cast<const char*>(cp + (n + NB) * row_bytes);
+            for (int64_t line = 0; line < row_bytes; line += 64) _mm_prefetch(next + line, _MM_HINT_T1);
+          }
           int64_t r = m0;
           for (; r + RB <= m1; r += RB) rows_block<F, RB>(rows, r, cp, sp, mp, n, op + r * N + n, N);
           for (; r + 4 <= m1; r += 4) rows_block<F, 4>(rows, r, cp, sp, mp, n, op + r * N + n, N);
