@@ -311,66 +311,41 @@ inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
   (f(std::integral_constant<int, k>{}), ...);
 }
 
-// An output's last steps for rows r0 .. r0 + R - 1, whatever the path: the tree sum of each
-// accumulator's lanes, plus (Q4_1) the minima's dot sum over g of mw_g * xsum_g likewise. The
-// same float operations for each row however many are finished together (so the same bits),
-// with the lane trees taken four accumulators at a time and the minima loaded once: row by
-// row this tail cost as much as a short row's dots.
+// The last steps of R results, whatever the path: each accumulator's lanes summed in a tree,
+// plus (Q4_1) the minima's dot, the sum over g of mw_g * xsum_g likewise. Result i pairs
+// input row r0 + i * row_step with output n0 + i * out_step: a block of rows for one output
+// (rows_block), or a row's block of outputs (row_outputs). The same float operations for
+// each result however many finish together (so the same bits), with the lane trees taken
+// four at a time: one at a time this tail cost as much as a short row's dots.
 template <class F, int R>
-inline void finish_rows(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0,
-                        const uint16_t* mins, int64_t n, float* out, int64_t out_stride) {
+inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, int64_t row_step,
+                   const uint16_t* mins, int64_t n0, int64_t out_step, float* out,
+                   int64_t out_stride) {
+  auto tree_sums_of = [](const __m256 v[R], float sums[R]) {
+    if constexpr (R % 4 == 0) {
+      for (int i = 0; i < R; i += 4) tree_sums(v + i, sums + i);
+    } else {
+      for (int i = 0; i < R; ++i) sums[i] = tree_sum(v[i]);
+    }
+  };
   float result[R];
-  if constexpr (R % 4 == 0) {
-    for (int r = 0; r < R; r += 4) tree_sums(acc + r, result + r);
-  } else {
-    for (int r = 0; r < R; ++r) result[r] = tree_sum(acc[r]);
-  }
+  tree_sums_of(acc, result);
   if constexpr (F::has_mins) {
     const int64_t padded = x.padded;
     __m256 m[R];
-    for (int r = 0; r < R; ++r) m[r] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < padded; g += 8) {
-      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + n * padded + g)));
-      for (int r = 0; r < R; ++r)
-        m[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(x.sum.data() + (r0 + r) * padded + g), m[r]);
-    }
-    float msum[R];
-    if constexpr (R % 4 == 0) {
-      for (int r = 0; r < R; r += 4) tree_sums(m + r, msum + r);
-    } else {
-      for (int r = 0; r < R; ++r) msum[r] = tree_sum(m[r]);
-    }
-    for (int r = 0; r < R; ++r) result[r] += msum[r];
-  }
-  for (int r = 0; r < R; ++r) out[r * out_stride] = result[r];
-}
-
-// `finish_rows` for C outputs n0 .. n0 + C - 1 of one input row r (C a multiple of 4): the
-// same float operations for each output, the lane trees four at a time and the row's group
-// sums loaded once for all C.
-template <class F, int C>
-inline void finish_outputs(const __m256 acc[C], const QuantizedRows<F>& x, int64_t r,
-                           const uint16_t* mins, int64_t n0, float* out) {
-  static_assert(C % 4 == 0, "lane trees go four at a time");
-  float result[C];
-  for (int i = 0; i < C; i += 4) tree_sums(acc + i, result + i);
-  if constexpr (F::has_mins) {
-    const int64_t padded = x.padded;
-    __m256 m[C];
-    for (int i = 0; i < C; ++i) m[i] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < padded; g += 8) {
-      const __m256 xs = _mm256_loadu_ps(x.sum.data() + r * padded + g);
-      for (int i = 0; i < C; ++i) {
-        const __m256 mw = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + (n0 + i) * padded + g)));
-        m[i] = _mm256_fmadd_ps(mw, xs, m[i]);
+    for (int i = 0; i < R; ++i) m[i] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < padded; g += 8)
+      for (int i = 0; i < R; ++i) {  // loads shared by all R (a step of 0) happen once
+        const uint16_t* mw = mins + (n0 + i * out_step) * padded + g;
+        const float* xs = x.sum.data() + (r0 + i * row_step) * padded + g;
+        m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mw))),
+                               _mm256_loadu_ps(xs), m[i]);
       }
-    }
-    float msum[C];
-    for (int i = 0; i < C; i += 4) tree_sums(m + i, msum + i);
-    for (int i = 0; i < C; ++i) result[i] += msum[i];
+    float msum[R];
+    tree_sums_of(m, msum);
+    for (int i = 0; i < R; ++i) result[i] += msum[i];
   }
-  for (int i = 0; i < C; ++i) out[i] = result[i];
+  for (int i = 0; i < R; ++i) out[i * out_stride] = result[i];
 }
 
 // Outputs n0 .. n0 + count - 1 (count <= C) for one input row r (a decode step of one
@@ -416,9 +391,9 @@ inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* cod
     }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
   }
   if (count == C) {
-    finish_outputs<F, C>(acc, x, r, mins, n0, out);
+    finish<F, C>(acc, x, r, 0, mins, n0, 1, out, 1);
   } else {
-    for (int i = 0; i < count; ++i) finish_rows<F, 1>(acc + i, x, r, mins, n0 + i, out + i, 1);
+    for (int i = 0; i < count; ++i) finish<F, 1>(acc + i, x, r, 0, mins, n0 + i, 0, out + i, 1);
   }
 }
 
@@ -465,7 +440,7 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
       if (decltype(kc)::value < chunks) chunk(dw, kc, c0 + decltype(kc)::value);
     }, std::make_integer_sequence<int, per_block>{});
   }
-  finish_rows<F, R>(acc, x, r0, mins, n, out, out_stride);
+  finish<F, R>(acc, x, r0, 1, mins, n, 0, out, out_stride);
 }
 
 template <class F>
@@ -491,6 +466,7 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   // multiple of RB, so these chunks of rows split into the blocks `block_of` laid out.
   const int64_t row_bytes_in = K * int64_t(sizeof(typename F::Code)) + (K / GROUP) * 32;
   const int64_t CHUNK = std::max<int64_t>(RB, ROW_BUDGET / row_bytes_in / RB * RB);
+  const int64_t weight_row_bytes = K / GROUP / F::chunk_groups * F::chunk_bytes;
   at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
     for (int64_t m0 = 0; m0 < M; m0 += CHUNK)
       for (int64_t b = b0; b < b1; ++b) {
@@ -503,9 +479,8 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
         for (int64_t i = 0; i < count; ++i) {
           const int64_t n = n0 + i;
           if (n + NB < N) {  // the output a block on: its weights into L2 (LM head 0.93-0.96x)
-            const int64_t row_bytes = K / GROUP / F::chunk_groups * F::chunk_bytes;
-            const char* next = reinterpret_cast<const char*>(cp + (n + NB) * row_bytes);
-            for (int64_t line = 0; line < row_bytes; line += 64) _mm_prefetch(next + line, _MM_HINT_T1);
+            const char* next = reinterpret_cast<const char*>(cp + (n + NB) * weight_row_bytes);
+            for (int64_t line = 0; line < weight_row_bytes; line += 64) _mm_prefetch(next + line, _MM_HINT_T1);
           }
           int64_t r = m0;
           for (; r + RB <= m1; r += RB) rows_block<F, RB>(rows, r, cp, sp, mp, n, op + r * N + n, N);
