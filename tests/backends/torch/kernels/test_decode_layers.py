@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from furiosa_integrations.backends.torch.kernels.decode_layers import decode_layers
+from furiosa_integrations.backends.torch.kernels import decode_layers as _decode_layers  # noqa: F401
 from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
 from tests.backends.torch.kernels.test_layer_ops import tables_at
 
@@ -18,6 +18,7 @@ native = pytest.mark.skipif(
     platform.machine() != "x86_64", reason="the native kernels are x86 (AVX2)"
 )
 REFERENCE = torch._C.DispatchKeySet("CompositeExplicitAutograd")
+decode_layers = torch.ops.furiosa.decode_layers  # the native kernel where it is loaded
 HIDDEN, HEADS, KV_HEADS, DIM, INTERMEDIATE, LAYERS = 128, 2, 1, 64, 192, 2
 
 

@@ -26,8 +26,8 @@ from typing import Final, Optional
 
 import torch
 
+from ..kernels import decode_layers as _decode_layers  # noqa: F401 (defines the op)
 from ..kernels.cache_attention import cache_attention
-from ..kernels.decode_layers import decode_layers
 from ..kernels.layer_ops import rotary_store, silu_mul
 from ..kernels.rms_norm import native_rms_norm
 from ..layers import apply_activation, rms_norm, rms_norm_fp32, soft_cap
@@ -333,7 +333,7 @@ class LayerStack(torch.nn.Module):
         slots = torch.arange(batch, device=hidden.device)
         if self.fused_layers and hidden.dtype == torch.float32:
             cap = self.attn_softcap
-            return decode_layers(
+            return torch.ops.furiosa.decode_layers(  # type: ignore[no-any-return]
                 hidden,
                 cos,
                 sin,

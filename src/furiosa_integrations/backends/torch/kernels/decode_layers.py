@@ -8,8 +8,12 @@ the same bits and a step takes ~4% less time. The reference kernel is that order
 (each op native where it is loaded), which keeps the op defined everywhere and is what the
 native one is tested against.
 
-Linears come four a layer (q/k/v, out, gate/up, down) as ``codes``/``scales``/``mins``/
-``activation_bits`` (``GroupedWeight``'s fields), norms two (attention, MLP).
+``torch.ops.furiosa.decode_layers(hidden, ...)`` runs every layer for one new token per row
+of ``hidden`` ``[B, hidden]`` (row ``b`` the sequence in ``slots[b]`` at ``positions[b]``);
+k and v go into ``keys``/``values`` ``[layers, slots, KV, S, D]``. ``cos``/``sin``: one
+``[B, 1, R]`` per RoPE table. Linears come four a layer (q/k/v, out, gate/up, down) as
+``codes``/``scales``/``mins``/``activation_bits`` (``GroupedWeight``'s fields), norms two
+(attention, MLP); ``windows`` 0 and ``softcap`` 0: none. ``LayerStack.decode`` calls it.
 """
 
 # No ``from __future__ import annotations``: TorchScript compiles ``decode_layers``.
@@ -71,51 +75,3 @@ def _reference(
 
 
 _library.impl("decode_layers", _reference, "CompositeExplicitAutograd")
-
-
-def decode_layers(
-    hidden: torch.Tensor,
-    cos: List[torch.Tensor],  # noqa: UP006
-    sin: List[torch.Tensor],  # noqa: UP006
-    keys: torch.Tensor,
-    values: torch.Tensor,
-    slots: torch.Tensor,
-    positions: torch.Tensor,
-    codes: List[torch.Tensor],  # noqa: UP006
-    scales: List[torch.Tensor],  # noqa: UP006
-    mins: List[torch.Tensor],  # noqa: UP006
-    activation_bits: List[int],  # noqa: UP006
-    norms: List[torch.Tensor],  # noqa: UP006
-    rope_index: List[int],  # noqa: UP006
-    windows: List[int],  # noqa: UP006
-    attention_scales: List[float],  # noqa: UP006
-    softcap: float,
-    eps: float,
-    heads: int,
-    kv_heads: int,
-) -> torch.Tensor:
-    """Every layer for one new token per row of ``hidden`` ``[B, hidden]`` (row ``b`` the
-    sequence in ``slots[b]`` at ``positions[b]``); k and v go into ``keys``/``values``
-    ``[layers, slots, KV, S, D]``. ``cos``/``sin``: one ``[B, 1, R]`` per RoPE table;
-    ``windows`` 0 and ``softcap`` 0: none."""
-    return torch.ops.furiosa.decode_layers(  # type: ignore[no-any-return]
-        hidden,
-        cos,
-        sin,
-        keys,
-        values,
-        slots,
-        positions,
-        codes,
-        scales,
-        mins,
-        activation_bits,
-        norms,
-        rope_index,
-        windows,
-        attention_scales,
-        softcap,
-        eps,
-        heads,
-        kv_heads,
-    )
