@@ -207,9 +207,22 @@ inline Block block_of(int64_t r, int64_t M) {
   return {r, 1};
 }
 
+// Where the lanes' scales dw * dx of a block of rows are made. With AVX-512's 32 vector
+// registers each row's 8 groups' products are made at once and kept in registers, one
+// multiply per row and 8 groups as `row_outputs` does (layers at 16 rows 0.88-0.94x, Zen 4).
+// With AVX2's 16 the registers go to the accumulators, and each chunk's products are made from
+// the output's dw and the row's `spread` dx (built for Zen 2 the registers' way was 1.02-1.04x
+// slower). The same products either way, so the same bits.
+#if defined(__AVX512VL__)
+constexpr bool ROW_SCALES_IN_REGISTERS = true;
+#else
+constexpr bool ROW_SCALES_IN_REGISTERS = false;
+#endif
+
 // The input rows, quantized once per call: codes in the chunks' order (Arithmetic's
 // `element`), and per group the scale and the inputs' sum ([M, padded], zeros after). For
-// many rows also each chunk's scales spread over its lanes (`spread`, 8 floats a chunk).
+// many rows, where `rows_block` needs them (AVX2), also each chunk's scales spread over its
+// lanes (`spread`, 8 floats a chunk).
 // Codes and spread are stored block by block and, within a block, chunk by chunk:
 // [chunk][row in block][chunk's codes or 8 floats], so the block's rows for one chunk lie side
 // by side and one pointer with constant offsets reaches them all (per-row pointers ran out of
@@ -231,7 +244,7 @@ struct QuantizedRows {
   QuantizedRows(const float* x, int64_t M, int64_t K_)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
         q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f),
-        spread(M > 1 ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
+        spread(M > 1 && !ROW_SCALES_IN_REGISTERS ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
     constexpr int chunk = F::chunk_groups * GROUP;
     int order[chunk];
     for (int t = 0; t < chunk; ++t) order[t] = F::element(t);
@@ -264,7 +277,7 @@ struct QuantizedRows {
             for (int t = 0; t < chunk; ++t) out[t] = static_cast<Code>(codes[order[t]]);
           }
           d[r * padded + g] = scale;
-          if (M > 1) {  // lanes 0-3 of a pair's chunk are its first group's, 4-7 its second's
+          if (!spread.empty()) {  // lanes 0-3 of a pair's chunk are its first group's, 4-7 its second's
             const int64_t first = F::chunk_groups == 2 ? (g % 2) * 4 : 0;
             float* spread_lanes = spread.data() + (block.start * (groups / F::chunk_groups) + c * block.size + within) * 8;
             for (int i = 0; i < 8 / F::chunk_groups; ++i) spread_lanes[first + i] = scale;
@@ -398,9 +411,8 @@ inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* cod
 }
 
 // One output n for input rows r0 .. r0 + R - 1 (R up to 8): each chunk's codes decoded once
-// for all R rows, the lanes' scales dw * dx made from the output's spread dw and each row's
-// spread dx (`QuantizedRows::spread`): the same products `row_outputs` makes, so the same bits,
-// with registers left for R accumulators. out[r * out_stride].
+// for all R rows, each row's lanes' scales dw * dx as `ROW_SCALES_IN_REGISTERS` says: the same
+// products `row_outputs` makes, so the same bits. out[r * out_stride].
 template <class F, int R>
 inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes,
                        const uint16_t* scales, const uint16_t* mins, int64_t n, float* out,
@@ -409,35 +421,49 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
   const uint8_t* wrow = codes + n * chunks_per_row * F::chunk_bytes;
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  // the scales of a block of 8 groups: the output's, and (in registers) each row's products
+  struct BlockScales {
+    Scales<F> dw, rows[ROW_SCALES_IN_REGISTERS ? R : 1];
+  };
+  auto block_scales = [&](int64_t g0, BlockScales& s) __attribute__((always_inline)) {
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + g0)));
+    if constexpr (ROW_SCALES_IN_REGISTERS) {
+      for (int r = 0; r < R; ++r) s.rows[r].set(_mm256_mul_ps(dw, _mm256_loadu_ps(x.d.data() + (r0 + r) * padded + g0)));
+    } else {
+      s.dw.set(dw);
+    }
+  };
   // chunk c's product for all R rows (k: its place in the block of 8 groups); always inlined:
   // GCC's inlining budget left it out of line for some formats (1.1-1.2x slower)
-  auto chunk = [&](const Scales<F>& dw, auto kc, int64_t c) __attribute__((always_inline)) {
+  auto chunk = [&](const BlockScales& s, auto kc, int64_t c) __attribute__((always_inline)) {
     constexpr int k = decltype(kc)::value;
     __m256i v[F::regs];
     F::decode(wrow + c * F::chunk_bytes, v);
-    const __m256 w = dw.template chunk<k>();
     const typename F::Code* qx = x.codes(r0, R, c);
-    const float* dx = x.lanes(r0, R, c);
     for (int r = 0; r < R; ++r) {
-      const __m256 s = _mm256_mul_ps(w, _mm256_loadu_ps(dx + r * 8));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx + r * QuantizedRows<F>::chunk_codes)), s, acc[r]);
+      __m256 scale;
+      if constexpr (ROW_SCALES_IN_REGISTERS)
+        scale = s.rows[r].template chunk<k>();
+      else
+        scale = _mm256_mul_ps(s.dw.template chunk<k>(), _mm256_loadu_ps(x.lanes(r0, R, c) + r * 8));
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(v, qx + r * QuantizedRows<F>::chunk_codes)), scale, acc[r]);
     }
   };
   constexpr int per_block = 8 / F::chunk_groups;
   const int64_t full = groups / 8 * 8;
   for (int64_t g0 = 0; g0 < full; g0 += 8) {
-    Scales<F> dw;
-    dw.set(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + g0))));
+    BlockScales s;
+    block_scales(g0, s);
     const int64_t c0 = g0 / F::chunk_groups;
-    unrolled([&](auto kc) { chunk(dw, kc, c0 + decltype(kc)::value); },
+    unrolled([&](auto kc) { chunk(s, kc, c0 + decltype(kc)::value); },
              std::make_integer_sequence<int, per_block>{});
   }
   if (full < groups) {  // a last block of fewer than 8 groups
-    Scales<F> dw;
-    dw.set(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + n * padded + full))));
+    BlockScales s;
+    block_scales(full, s);
     const int64_t c0 = full / F::chunk_groups, chunks = (groups - full) / F::chunk_groups;
     unrolled([&](auto kc) {
-      if (decltype(kc)::value < chunks) chunk(dw, kc, c0 + decltype(kc)::value);
+      if (decltype(kc)::value < chunks) chunk(s, kc, c0 + decltype(kc)::value);
     }, std::make_integer_sequence<int, per_block>{});
   }
   finish<F, R>(acc, x, r0, 1, mins, n, 0, out, out_stride);
