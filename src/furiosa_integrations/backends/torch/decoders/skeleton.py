@@ -116,7 +116,7 @@ class NativeDecoder:
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One new token for each of slots ``0..B-1``; returns logits ``[B, V]``."""
-        view = DecodeAttention(self.cache, positions, self.windows)
+        view = DecodeAttention(self.cache, positions, self.windows, masks=not self.own_kernels)
         cos, sin = self._tables(positions)
         hidden = self.stack.decode(
             self._embed(tokens, positions),
