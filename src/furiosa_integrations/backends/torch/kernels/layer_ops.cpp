@@ -95,7 +95,7 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
   const float* xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps(), cap = _mm256_set1_ps(88.f);
-  at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, T, 4, [&](int64_t begin, int64_t end) {  // 16 rows: both threads
     for (int64_t t = begin; t < end; ++t) {
       const float* g = xp + t * 2 * I;
       const float* u = g + I;
