@@ -22,13 +22,18 @@ using furiosa_kernels::tree_sum;
 using furiosa_kernels::tree_sums;
 
 // One query row's head over its columns: `scores` [count + 8] and `spill` [D / 8] as scratch,
-// the result in `oh`.
+// the result in `oh`. `stream_values`: the values come from memory (a decode step's row, the
+// first head of its group), so ask for them while the keys are dotted: two streams from
+// memory at once, not one after the other (30 layers of 16 rows' attention ~0.85x the time,
+// Zen 4). Where the values are in the caches already (prefill's rows, the group's other
+// heads) the extra loads only cost (1,000 prefill rows 1.13x).
 // NV: D / 8 where it is known at compile time (the accumulators then stay in registers),
 // 0 for any other D. Keys are dotted eight at a time (independent chains, lane trees four
 // at a time), each in the same order as one at a time: the same bits.
 template <int NV>
 inline void attend(const float* qh, const float* kh, const float* vh, int64_t count, int64_t D,
-                   float scale, float cap, float* scores, __m256* spill, float* oh) {
+                   float scale, float cap, bool stream_values, float* scores, __m256* spill,
+                   float* oh) {
   const int64_t nv = NV > 0 ? NV : D / 8;
   auto dot = [&](const float* kc) {
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kc));
@@ -40,6 +45,9 @@ inline void attend(const float* qh, const float* kh, const float* vh, int64_t co
   float top = -INFINITY;
   int64_t c = 0;
   for (; c + 8 <= count; c += 8) {  // eight chains in flight: FMA latency, not one chain's
+    if (stream_values)  // into L2, for the weighted sum below
+      for (int64_t line = 0; line < 8 * D; line += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(vh + c * D + line), _MM_HINT_T1);
     __m256 dots[8];
     for (int i = 0; i < 8; ++i) dots[i] = dot(kh + (c + i) * D);
     float sums[8];
@@ -117,6 +125,9 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
     std::vector<__m256> spill(D / 8);
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / H, h = job % H, pos = pp[t];
+      // a row alone in its slot (a decode step), on its group's first head
+      const bool stream_values = h % group == 0 && (t == 0 || slp[t - 1] != slp[t]) &&
+                                 (t + 1 == T || slp[t + 1] != slp[t]);
       const int64_t low = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
       const int64_t count = pos - low + 1;
       const float* qh = qp + (t * H + h) * D;
@@ -124,9 +135,9 @@ at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at
       scores.resize(count + 8);
       float* oh = op + (t * H + h) * D;
       switch (D) {
-        case 64: attend<8>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh); break;
-        case 128: attend<16>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh); break;
-        default: attend<0>(qh, kp + base, vp + base, count, D, fscale, cap, scores.data(), spill.data(), oh);
+        case 64: attend<8>(qh, kp + base, vp + base, count, D, fscale, cap, stream_values, scores.data(), spill.data(), oh); break;
+        case 128: attend<16>(qh, kp + base, vp + base, count, D, fscale, cap, stream_values, scores.data(), spill.data(), oh); break;
+        default: attend<0>(qh, kp + base, vp + base, count, D, fscale, cap, stream_values, scores.data(), spill.data(), oh);
       }
     }
   });
