@@ -33,7 +33,7 @@ from ...errors import (
     InvalidRequestError,
     UnsupportedTaskError,
 )
-from ..loop_sink import deliver_all, loop_sink
+from ..loop_sink import LoopSink, deliver_all, loop_sink
 from .decoders import Decoder, PrefillSegment, load_decoder
 from .device import pick_dtype, pick_light_weights, prepare_device
 from .engine_thread import EngineThread, run_on_compute_thread
@@ -109,9 +109,6 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         self._aborted: list[SequenceState] = []  # to stop on the engine thread
         self._waiting: deque[SequenceState] = deque()
         self._running: list[SequenceState] = []  # _running[i] occupies slot i
-        # A step's tokens for running requests, handed over just before the next step's
-        # layers (see ``_hand_over``)
-        self._undelivered: list[tuple[SequenceState, NativeStep]] = []
         self.num_steps = 0  # decode steps run so far (for tests and benchmarks)
         self.num_prefill_tokens = 0  # prompt tokens actually computed (prefix hits excluded)
         self.start()
@@ -235,8 +232,6 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         batch = [r for r in self._running if r.pending_token is not None]
         if batch:
             self._guarded(batch, lambda: self._decode(batch))
-        if not any(r.pending_token is not None for r in self._running):
-            self._hand_over()  # no decode step follows to overlap with
 
     def _guarded(self, requests: list[SequenceState], run: Callable[[], None]) -> None:
         """A failing model step fails only its own requests; the engine keeps serving."""
@@ -323,7 +318,6 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         positions = torch.tensor(
             [r.cached_len for r in batch], dtype=torch.long, device=self.device
         )
-        self._hand_over()
         logits = self.decoder.decode(tokens, positions)
         for request in batch:
             request.cached_len += 1
@@ -332,27 +326,16 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
 
     def _sample_and_emit(self, requests: list[SequenceState], logits: torch.Tensor) -> None:
         tokens, logprobs = sample(logits, [r.state for r in requests])
+        running: list[SequenceState] = []
+        steps: list[tuple[LoopSink, NativeStep]] = []
         for request, token, logprob in zip(requests, tokens, logprobs, strict=True):
             step = self._append_token(request, token, logprob)
             if step is not None:
-                self._undelivered.append((request, step))
-
-    def _hand_over(self) -> None:
-        """Deliver the last step's tokens of running requests, one wake-up per event loop.
-
-        Called just before the next step's layers: waking a caller's loop hands it the GIL,
-        and its per-token Python then runs while the layers run (the native step releases
-        the GIL) instead of in between (at one chat, 0.27 ms a token with the engine
-        waiting). Every other output (``_finish``) hands these over first, so each
-        request's outputs keep their order."""
-        if not self._undelivered:
-            return
-        pending, self._undelivered = self._undelivered, []
-        delivered = deliver_all([(request.sink, step) for request, step in pending])
-        gone = [request for (request, _), ok in zip(pending, delivered, strict=True) if not ok]
-        if gone:  # the caller's event loop is gone: stopped at the next step, as aborts are
-            with self._lock:
-                self._aborted.extend(gone)
+                running.append(request)
+                steps.append((request.sink, step))
+        for request, delivered in zip(running, deliver_all(steps), strict=True):
+            if not delivered:  # the caller's event loop is gone
+                self._finish(request, NativeStep([], finish_reason="abort"))
 
     def _append_token(
         self, request: SequenceState, token: int, logprob: NativeLogprob | None
@@ -393,7 +376,6 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
 
     def _finish(self, request: SequenceState, final: NativeStep | BaseException) -> None:
         """Free the id and the slot (keeping slots compact), then emit the last output."""
-        self._hand_over()
         request.finished = True
         request.pending_token = None
         # Everything is freed before the caller can see the end: it may reuse the id at
@@ -418,7 +400,6 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
         request.sink(final)
 
     def on_stop(self, error: BaseException) -> None:
-        self._hand_over()
         with self._lock:
             pending = list(self._inbox)
             self._inbox.clear()
