@@ -489,7 +489,10 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   const int64_t blocks = (N + NB - 1) / NB;
   // Input rows taken together while the weights stream past: as many as stay in L1 with
   // their spread scales (every output reads them all again), at least one block of RB. A
-  // multiple of RB, so these chunks of rows split into the blocks `block_of` laid out.
+  // multiple of RB, so these chunks of rows split into the blocks `block_of` laid out. The
+  // spread's bytes are counted even where none is built (ROW_SCALES_IN_REGISTERS): the
+  // chunks stay the ones measured (16-bit codes: 8 rows either way; 8-bit codes would go
+  // from 8 to 24 rows at K = 576, untimed).
   const int64_t row_bytes_in = K * int64_t(sizeof(typename F::Code)) + (K / GROUP) * 32;
   const int64_t CHUNK = std::max<int64_t>(RB, ROW_BUDGET / row_bytes_in / RB * RB);
   const int64_t weight_row_bytes = K / GROUP / F::chunk_groups * F::chunk_bytes;
