@@ -52,7 +52,7 @@ def build_variant(source: Path, workdir: Path, namespace: str, march: str | None
     compiler = build.find_compiler() or "g++"
     flags = build.compiler_flags()
     if march is not None:
-        flags = [f"-march={march}" if flag == "-march=native" else flag for flag in flags]
+        flags = [f"-march={march}" if flag.startswith("-march=") else flag for flag in flags]
     obj, library = workdir / f"{namespace}.o", workdir / f"{namespace}.so"
     subprocess.run([compiler, *flags, "-c", str(variant), "-o", str(obj)], check=True)
     subprocess.run(build.link_command(compiler, [obj], library), check=True)

@@ -6,7 +6,10 @@ it (one compiler per source at once: ~20-40 s on two cores; logged), and cached 
 converted GGUF models. Later loads take milliseconds. Without a compiler, on a CPU without
 AVX2/FMA/F16C, or when the build fails, ``load`` returns False (logged once) and the callers
 keep their other kernels (a GGUF model then gets fp16 weights).
-``FURIOSA_NATIVE_KERNELS=0`` turns the native kernels off.
+``FURIOSA_NATIVE_KERNELS=0`` turns the native kernels off. ``FURIOSA_KERNELS_MARCH`` builds
+them for another CPU than this one (gcc's ``-march=`` name, e.g. ``znver3`` or ``x86-64-v3``
+for AVX2 only; default ``native``): for a cache shared with older machines, or to measure an
+AVX2-only CPU's code on a newer one.
 """
 
 from __future__ import annotations
@@ -65,20 +68,30 @@ def _build_and_load() -> bool:
             reason = f"{platform.machine()} CPU"
         logger.info("native kernels unavailable (%s); using torch's kernels", reason)
         return False
-    here = Path(__file__).parent
-    source_text = b"".join((here / name).read_bytes() for name in SOURCES + HEADERS)
-    key = hashlib.sha256(
-        source_text + torch.__version__.encode() + compiler.encode() + " ".join(flags).encode()
-    ).hexdigest()[:16]
-    target = default_cache_dir() / "kernels" / key / "furiosa_kernels.so"
+    target = library_path(compiler)
     try:
         if not target.exists():
-            _build(compiler, [here / name for name in SOURCES], target)
+            _build(compiler, [Path(__file__).parent / name for name in SOURCES], target)
         torch.ops.load_library(str(target))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         logger.warning("native kernels could not be built or loaded (%s); using torch's", error)
         return False
     return True
+
+
+def library_path(compiler: str) -> Path:
+    """Where the library built from these sources, for this torch, compiler and target CPU
+    is cached."""
+    here = Path(__file__).parent
+    source_text = b"".join((here / name).read_bytes() for name in SOURCES + HEADERS)
+    key = hashlib.sha256(
+        source_text
+        + torch.__version__.encode()
+        + compiler.encode()
+        + " ".join(_cpu_flags()).encode()
+        + target_cpu().encode()
+    ).hexdigest()[:16]
+    return default_cache_dir() / "kernels" / key / "furiosa_kernels.so"
 
 
 def _build(compiler: str, sources: list[Path], target: Path) -> None:
@@ -87,8 +100,9 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
         if target.exists():  # another process built it while we waited
             return
         logger.warning(
-            "Compiling furiosa-integrations' CPU kernels once for this machine into %s "
+            "Compiling furiosa-integrations' CPU kernels once (-march=%s) into %s "
             "(~20-40 s; cached after)",
+            target_cpu(),
             target.parent,
         )
         compile_flags = compiler_flags()
@@ -118,7 +132,7 @@ def compiler_flags() -> list[str]:
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
     return [
         "-O3",
-        "-march=native",
+        f"-march={target_cpu()}",
         "-fopenmp",  # torch's own OpenMP runtime serves at::parallel_for at run time
         "-fPIC",
         "-std=c++17",
@@ -127,6 +141,11 @@ def compiler_flags() -> list[str]:
         f"-I{include}",
         f"-I{include / 'torch' / 'csrc' / 'api' / 'include'}",
     ]
+
+
+def target_cpu() -> str:
+    """The CPU the kernels are compiled for: ``$FURIOSA_KERNELS_MARCH``, else this one."""
+    return os.environ.get("FURIOSA_KERNELS_MARCH", "native")
 
 
 def link_command(compiler: str, objects: list[Path], output: Path) -> list[str]:
