@@ -118,6 +118,10 @@ def _vllm(stack: ExitStack) -> Contender | None:
 
 def run(settings: Settings) -> list[Row]:
     path = gguf_path()
+    import llama_cpp
+
+    # which instruction sets this llama.cpp was built for (its wheel is built per machine)
+    log(f"single user: llama.cpp {llama_cpp.llama_print_system_info().decode().strip()}")
     one = 64 if settings.quick else 128
     single, concurrent = f"one chat x {one} tokens", "16 concurrent chats x 64 tokens"
     cases = [

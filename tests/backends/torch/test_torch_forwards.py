@@ -8,6 +8,7 @@ same default models through transformers and compare logits and pooled vectors.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,21 @@ def test_engine_start_up_does_not_import_transformers() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LOADED []" in result.stdout, result.stdout
+
+
+def test_encoder_keeps_fp32_where_aten_is_held_to_avx2() -> None:
+    """``ATEN_CPU_CAPABILITY=avx2`` runs an AVX-512 CPU as an AVX2-only one, which has no
+    native bf16 math: the default encoder dtype is fp32 there, whatever the CPU could do."""
+    code = (
+        "import torch\n"
+        "from furiosa_integrations.backends.torch.device import pick_encoder_dtype\n"
+        "capability = torch.backends.cpu.get_cpu_capability()\n"
+        "print(capability, pick_encoder_dtype(torch.device('cpu'), None))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    capability, dtype = out.stdout.split()
+    if capability != "AVX2":  # a CPU without AVX2 stays below it
+        pytest.skip(f"ATen runs at {capability} here")
+    assert dtype == "torch.float32"

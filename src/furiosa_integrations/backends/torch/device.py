@@ -64,6 +64,10 @@ def pick_encoder_dtype(device: torch.device, dtype: str | torch.dtype | None) ->
 def _cpu_has_native_bf16() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
+    # ATen held to an older instruction set (ATEN_CPU_CAPABILITY=avx2) runs this CPU as one
+    # without AVX-512, so without its bf16 math either: fp32 is then the faster choice.
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
     for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         probe = getattr(torch.cpu, name, None)  # private: absent in some builds
         if probe is not None and probe():
