@@ -43,7 +43,7 @@ def rules(on: bool) -> Iterator[None]:
     """The completion rules on (the default) or off (each sampled token kept)."""
     choose = grammar_constraint.GrammarConstraint.choose
     if not on:
-        grammar_constraint.GrammarConstraint.choose = lambda self, token, left: token  # type: ignore[method-assign]
+        grammar_constraint.GrammarConstraint.choose = lambda self, token, tokens_left: token  # type: ignore[method-assign]
     try:
         yield
     finally:

@@ -104,9 +104,10 @@ def main() -> None:
             workdir.mkdir()
             torch.ops.load_library(str(build_variant(source, workdir, namespace, args.march)))
     path = resolve_model(None, "generate").path
-    model = load_decoder(
+    decoder: Any = load_decoder(
         path, read_config(path), torch.device("cpu"), torch.float32, 64, True
-    ).model
+    )
+    model = decoder.model  # the native decoder's weights (not part of the Decoder protocol)
     layer = model.layers[args.layer]
     weights = {"qkv": layer.qkv, "up": layer.up, "down": layer.down, "lm_head": model.lm_head}
     if args.step:  # every layer's linears as one entry, then the head

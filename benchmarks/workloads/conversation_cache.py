@@ -45,7 +45,9 @@ def furiosa_chat(finished_cache_bytes: int | None) -> Runner:
     from furiosa_integrations import FuriosaChat
     from furiosa_integrations.engine import get_engine
 
-    options = {} if finished_cache_bytes is None else {"finished_cache_bytes": finished_cache_bytes}
+    options: dict[str, Any] = (
+        {} if finished_cache_bytes is None else {"finished_cache_bytes": finished_cache_bytes}
+    )
     engine = get_engine(None, **options)  # handed to every FuriosaChat: the option is the engine's
     native: Any = engine.native
     conversations = itertools.count()
