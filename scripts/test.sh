@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set up, lint (ruff), type-check (mypy), the layer contract
+# The test command: set up, lint and format check (ruff), type-check (mypy), the layer contract
 # (lint-imports), the test suite, then the furiosa backend suite in .venv-furiosa.
 #   bash scripts/test.sh -m "not models"    # the fast tier: no model is loaded (seconds)
 # The served backend's tests start furiosa-llm's real server from .venv-furiosa. The vLLM
@@ -16,6 +16,7 @@ if [ "$FURIOSA_TEST_VLLM" = 1 ]; then
 fi
 export FURIOSA_TEST_VLLM HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/ruff check src tests benchmarks examples
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"
