@@ -51,7 +51,7 @@ class LayerWeights:
 
 @dataclass
 class Rotary:
-    """A RoPE table's parameters: cos/sin are computed per step from these."""
+    """A RoPE table's parameters: cos/sin come from these (``rope.RotaryTables``)."""
 
     inv_freq: torch.Tensor  # fp32, [rotary_dim / 2]
     attention_scaling: float = 1.0  # yarn / longrope scale cos and sin

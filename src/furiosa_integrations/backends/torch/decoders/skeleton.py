@@ -33,7 +33,7 @@ from .attention import DecodeAttention, PrefillAttention
 from .interface import PrefillSegment
 from .layer_stack import LayerStack, compile_stack
 from .model import DecoderModel
-from .rope import cos_sin
+from .rope import RotaryTables
 
 
 class NativeDecoder:
@@ -95,6 +95,7 @@ class NativeDecoder:
             for layer in model.layers
             for w in (layer.qkv, layer.o, layer.up, layer.down)
         )
+        self.rotary = RotaryTables(model.rope, dtype)
         self.layers = LayerStack(model, self.windows, self.own_kernels)
         self.stack = compile_stack(self.layers, device)
 
@@ -109,15 +110,11 @@ class NativeDecoder:
             hidden = hidden + F.embedding(positions, m.position_embed)
         return hidden
 
-    def _tables(self, positions: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        tables = [cos_sin(table, positions, self.dtype) for table in self.model.rope]
-        return [cos for cos, _ in tables], [sin for _, sin in tables]
-
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One new token for each of slots ``0..B-1``; returns logits ``[B, V]``."""
         view = DecodeAttention(self.cache, positions, self.windows, masks=not self.own_kernels)
-        cos, sin = self._tables(positions)
+        cos, sin = self.rotary(positions)
         hidden = self.stack.decode(
             self._embed(tokens, positions),
             cos,
@@ -140,7 +137,7 @@ class NativeDecoder:
         attend = PrefillAttention(
             self.cache, segments, set(self.windows), self.model.attn_softcap, self.own_kernels
         )
-        cos, sin = self._tables(positions)
+        cos, sin = self.rotary(positions)
         hidden = self._embed(tokens, positions)
         cache = self.cache
         for i, layer in enumerate(self.model.layers):
