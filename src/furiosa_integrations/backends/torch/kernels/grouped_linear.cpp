@@ -324,6 +324,15 @@ inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
   (f(std::integral_constant<int, k>{}), ...);
 }
 
+// Where results go: out[i], or out[i] = residual[i] + result where a residual is given (a
+// layer's skip connection added as the result is stored: the same single float add as a
+// separate `h + y`, so the same bits, without another op and pass over the rows).
+struct Destination {
+  float* out;
+  const float* residual;  // [M, N] like out, or null
+  void put(int64_t i, float value) const { out[i] = residual != nullptr ? residual[i] + value : value; }
+};
+
 // The last steps of R results, whatever the path: each accumulator's lanes summed in a tree,
 // plus (Q4_1) the minima's dot, the sum over g of mw_g * xsum_g likewise. Result i pairs
 // input row r0 + i * row_step with output n0 + i * out_step: a block of rows for one output
@@ -332,8 +341,8 @@ inline void unrolled(Fn&& f, std::integer_sequence<int, k...>) {
 // four at a time: one at a time this tail cost as much as a short row's dots.
 template <class F, int R>
 inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, int64_t row_step,
-                   const uint16_t* mins, int64_t n0, int64_t out_step, float* out,
-                   int64_t out_stride) {
+                   const uint16_t* mins, int64_t n0, int64_t out_step, const Destination& out,
+                   int64_t at, int64_t out_stride) {
   auto tree_sums_of = [](const __m256 v[R], float sums[R]) {
     if constexpr (R % 4 == 0) {
       for (int i = 0; i < R; i += 4) tree_sums(v + i, sums + i);
@@ -358,7 +367,7 @@ inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, i
     tree_sums_of(m, msum);
     for (int i = 0; i < R; ++i) result[i] += msum[i];
   }
-  for (int i = 0; i < R; ++i) out[i * out_stride] = result[i];
+  for (int i = 0; i < R; ++i) out.put(at + i * out_stride, result[i]);
 }
 
 // Outputs n0 .. n0 + count - 1 (count <= C) for one input row r (a decode step of one
@@ -366,7 +375,7 @@ inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, i
 template <class F, int C>
 inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* codes,
                         const uint16_t* scales, const uint16_t* mins, int64_t n0, int64_t count,
-                        int64_t N, float* out) {
+                        int64_t N, const Destination& out, int64_t at) {
   const int64_t groups = x.groups, padded = x.padded;
   const int64_t row_bytes = groups / F::chunk_groups * F::chunk_bytes;
   __m256 acc[C];
@@ -404,19 +413,19 @@ inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* cod
     }, std::make_integer_sequence<int, 8 / F::chunk_groups>{});
   }
   if (count == C) {
-    finish<F, C>(acc, x, r, 0, mins, n0, 1, out, 1);
+    finish<F, C>(acc, x, r, 0, mins, n0, 1, out, at, 1);
   } else {
-    for (int i = 0; i < count; ++i) finish<F, 1>(acc + i, x, r, 0, mins, n0 + i, 0, out + i, 1);
+    for (int i = 0; i < count; ++i) finish<F, 1>(acc + i, x, r, 0, mins, n0 + i, 0, out, at + i, 1);
   }
 }
 
 // One output n for input rows r0 .. r0 + R - 1 (R up to 8): each chunk's codes decoded once
 // for all R rows, each row's lanes' scales dw * dx as `ROW_SCALES_IN_REGISTERS` says: the same
-// products `row_outputs` makes, so the same bits. out[r * out_stride].
+// products `row_outputs` makes, so the same bits. Into out at `at + r * out_stride`.
 template <class F, int R>
 inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* codes,
-                       const uint16_t* scales, const uint16_t* mins, int64_t n, float* out,
-                       int64_t out_stride) {
+                       const uint16_t* scales, const uint16_t* mins, int64_t n,
+                       const Destination& out, int64_t at, int64_t out_stride) {
   const int64_t groups = x.groups, padded = x.padded, chunks_per_row = groups / F::chunk_groups;
   const uint8_t* wrow = codes + n * chunks_per_row * F::chunk_bytes;
   __m256 acc[R];
@@ -466,12 +475,13 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
       if (decltype(kc)::value < chunks) chunk(s, kc, c0 + decltype(kc)::value);
     }, std::make_integer_sequence<int, per_block>{});
   }
-  finish<F, R>(acc, x, r0, 1, mins, n, 0, out, out_stride);
+  finish<F, R>(acc, x, r0, 1, mins, n, 0, out, at, out_stride);
 }
 
 template <class F>
 at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
-                               const at::Tensor& scales, const at::Tensor& mins) {
+                               const at::Tensor& scales, const at::Tensor& mins,
+                               const at::Tensor* residual) {
   TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kFloat, "input: 2-D fp32");
   const at::Tensor x = input.contiguous();
   const int64_t M = x.size(0), K = x.size(1), N = codes.size(0);
@@ -480,7 +490,11 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   TORCH_CHECK(codes.is_contiguous() && scales.is_contiguous() && mins.is_contiguous(),
               "codes, scales and mins: contiguous");
   at::Tensor out = at::empty({M, N}, x.options());
-  float* op = out.data_ptr<float>();
+  if (residual != nullptr)
+    TORCH_CHECK(residual->sizes() == out.sizes() && residual->scalar_type() == at::kFloat &&
+                    residual->is_contiguous(),
+                "residual: contiguous fp32 [M, N]");
+  const Destination dst{out.data_ptr<float>(), residual != nullptr ? residual->data_ptr<float>() : nullptr};
   const uint8_t* cp = static_cast<const uint8_t*>(codes.data_ptr());
   const uint16_t* sp = static_cast<const uint16_t*>(scales.data_ptr());
   const uint16_t* mp = F::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
@@ -501,7 +515,7 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n0 = b * NB, count = std::min(NB, N - n0);
         if (M == 1) {  // a decode step of one sequence
-          row_outputs<F, NB>(rows, 0, cp, sp, mp, n0, count, N, op + n0);
+          row_outputs<F, NB>(rows, 0, cp, sp, mp, n0, count, N, dst, n0);
           continue;
         }
         const int64_t m1 = std::min(M, m0 + CHUNK);
@@ -512,9 +526,9 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
             for (int64_t line = 0; line < weight_row_bytes; line += 64) _mm_prefetch(next + line, _MM_HINT_T1);
           }
           int64_t r = m0;
-          for (; r + RB <= m1; r += RB) rows_block<F, RB>(rows, r, cp, sp, mp, n, op + r * N + n, N);
-          for (; r + 4 <= m1; r += 4) rows_block<F, 4>(rows, r, cp, sp, mp, n, op + r * N + n, N);
-          for (; r < m1; ++r) rows_block<F, 1>(rows, r, cp, sp, mp, n, op + r * N + n, N);
+          for (; r + RB <= m1; r += RB) rows_block<F, RB>(rows, r, cp, sp, mp, n, dst, r * N + n, N);
+          for (; r + 4 <= m1; r += 4) rows_block<F, 4>(rows, r, cp, sp, mp, n, dst, r * N + n, N);
+          for (; r < m1; ++r) rows_block<F, 1>(rows, r, cp, sp, mp, n, dst, r * N + n, N);
         }
       }
   });
@@ -525,17 +539,27 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
 
 namespace furiosa_kernels {
 
-at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
-                          const at::Tensor& mins, int64_t activation_bits) {
+static at::Tensor grouped_linear_any(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                                     const at::Tensor& mins, int64_t activation_bits, const at::Tensor* residual) {
   TORCH_CHECK(activation_bits == 8 || activation_bits == 16, "activation_bits: 8 or 16");
   TORCH_CHECK(codes.scalar_type() == at::kByte || codes.scalar_type() == at::kChar,
               "codes: uint8 (4-bit pairs) or int8");
   const bool q4 = codes.scalar_type() == at::kByte;
   if (activation_bits == 16)
-    return q4 ? grouped_linear_impl<Format<16, true>>(input, codes, scales, mins)
-              : grouped_linear_impl<Format<16, false>>(input, codes, scales, mins);
-  return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins)
-            : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins);
+    return q4 ? grouped_linear_impl<Format<16, true>>(input, codes, scales, mins, residual)
+              : grouped_linear_impl<Format<16, false>>(input, codes, scales, mins, residual);
+  return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins, residual)
+            : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins, residual);
+}
+
+at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                          const at::Tensor& mins, int64_t activation_bits) {
+  return grouped_linear_any(input, codes, scales, mins, activation_bits, nullptr);
+}
+
+at::Tensor grouped_linear_add(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                              const at::Tensor& mins, int64_t activation_bits, const at::Tensor& residual) {
+  return grouped_linear_any(input, codes, scales, mins, activation_bits, &residual);
 }
 
 }  // namespace furiosa_kernels

@@ -8,6 +8,9 @@ namespace furiosa_kernels {
 
 at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& mins, int64_t activation_bits);
+// grouped_linear's output plus `residual` ([M, N]), added as each result is stored
+at::Tensor grouped_linear_add(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                              const at::Tensor& mins, int64_t activation_bits, const at::Tensor& residual);
 at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                            const at::Tensor& slots, const at::Tensor& positions, int64_t window,
                            double scale, double softcap);
