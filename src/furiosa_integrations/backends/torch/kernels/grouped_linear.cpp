@@ -18,6 +18,7 @@
 
 namespace {
 
+using furiosa_kernels::rms_scale;
 using furiosa_kernels::tree_sum;
 using furiosa_kernels::tree_sums;
 
@@ -241,7 +242,9 @@ struct QuantizedRows {
     return spread.data() + (b * (groups / F::chunk_groups) + c * R) * 8;
   }
 
-  QuantizedRows(const float* x, int64_t M, int64_t K_)
+  // norm: the rows are RMS-normalized first (x * rms_scale * weight, rms_norm's own float
+  // operations, so the same bits), as they are read: no normalized copy is stored.
+  QuantizedRows(const float* x, int64_t M, int64_t K_, const furiosa_kernels::Fusion& norm)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
         q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f),
         spread(M > 1 && !ROW_SCALES_IN_REGISTERS ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
@@ -251,11 +254,15 @@ struct QuantizedRows {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {  // both cores, even for 2 rows
       alignas(32) int32_t codes[chunk];
-      for (int64_t r = r0; r < r1; ++r)
+      for (int64_t r = r0; r < r1; ++r) {
+        const __m256 row_scale = norm.weight != nullptr ? rms_scale(x + r * K, K, norm.eps) : __m256{};
         for (int64_t g = 0; g < groups; ++g) {
           const float* xg = x + r * K + g * GROUP;
           __m256 v[4];
           for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xg + 8 * k);
+          if (norm.weight != nullptr)
+            for (int k = 0; k < 4; ++k)
+              v[k] = _mm256_mul_ps(_mm256_mul_ps(v[k], row_scale), _mm256_loadu_ps(norm.weight + g * GROUP + 8 * k));
           const __m256 amax = _mm256_max_ps(
               _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
               _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
@@ -289,6 +296,7 @@ struct QuantizedRows {
           for (int k = 0; k < 8; ++k) total += lanes[k];
           sum[r * padded + g] = total;
         }
+      }
     });
   }
 };
@@ -481,7 +489,7 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
 template <class F>
 at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
                                const at::Tensor& scales, const at::Tensor& mins,
-                               const at::Tensor* residual) {
+                               const furiosa_kernels::Fusion& fusion) {
   TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kFloat, "input: 2-D fp32");
   const at::Tensor x = input.contiguous();
   const int64_t M = x.size(0), K = x.size(1), N = codes.size(0);
@@ -490,15 +498,11 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
   TORCH_CHECK(codes.is_contiguous() && scales.is_contiguous() && mins.is_contiguous(),
               "codes, scales and mins: contiguous");
   at::Tensor out = at::empty({M, N}, x.options());
-  if (residual != nullptr)
-    TORCH_CHECK(residual->sizes() == out.sizes() && residual->scalar_type() == at::kFloat &&
-                    residual->is_contiguous(),
-                "residual: contiguous fp32 [M, N]");
-  const Destination dst{out.data_ptr<float>(), residual != nullptr ? residual->data_ptr<float>() : nullptr};
+  const Destination dst{out.data_ptr<float>(), fusion.residual};
   const uint8_t* cp = static_cast<const uint8_t*>(codes.data_ptr());
   const uint16_t* sp = static_cast<const uint16_t*>(scales.data_ptr());
   const uint16_t* mp = F::has_mins ? static_cast<const uint16_t*>(mins.data_ptr()) : nullptr;
-  const QuantizedRows<F> rows(x.data_ptr<float>(), M, K);
+  const QuantizedRows<F> rows(x.data_ptr<float>(), M, K, fusion);
   constexpr int64_t NB = 4, ROW_BUDGET = 16384;
   const int64_t blocks = (N + NB - 1) / NB;
   // Input rows taken together while the weights stream past: as many as stay in L1 with
@@ -540,26 +544,41 @@ at::Tensor grouped_linear_impl(const at::Tensor& input, const at::Tensor& codes,
 namespace furiosa_kernels {
 
 static at::Tensor grouped_linear_any(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
-                                     const at::Tensor& mins, int64_t activation_bits, const at::Tensor* residual) {
+                                     const at::Tensor& mins, int64_t activation_bits, const Fusion& fusion) {
   TORCH_CHECK(activation_bits == 8 || activation_bits == 16, "activation_bits: 8 or 16");
   TORCH_CHECK(codes.scalar_type() == at::kByte || codes.scalar_type() == at::kChar,
               "codes: uint8 (4-bit pairs) or int8");
   const bool q4 = codes.scalar_type() == at::kByte;
   if (activation_bits == 16)
-    return q4 ? grouped_linear_impl<Format<16, true>>(input, codes, scales, mins, residual)
-              : grouped_linear_impl<Format<16, false>>(input, codes, scales, mins, residual);
-  return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins, residual)
-            : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins, residual);
+    return q4 ? grouped_linear_impl<Format<16, true>>(input, codes, scales, mins, fusion)
+              : grouped_linear_impl<Format<16, false>>(input, codes, scales, mins, fusion);
+  return q4 ? grouped_linear_impl<Format<8, true>>(input, codes, scales, mins, fusion)
+            : grouped_linear_impl<Format<8, false>>(input, codes, scales, mins, fusion);
 }
 
 at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& mins, int64_t activation_bits) {
-  return grouped_linear_any(input, codes, scales, mins, activation_bits, nullptr);
+  return grouped_linear_any(input, codes, scales, mins, activation_bits, Fusion{});
 }
 
-at::Tensor grouped_linear_add(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
-                              const at::Tensor& mins, int64_t activation_bits, const at::Tensor& residual) {
-  return grouped_linear_any(input, codes, scales, mins, activation_bits, &residual);
+at::Tensor grouped_linear_fused(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                                const at::Tensor& mins, int64_t activation_bits, const at::Tensor* norm_weight,
+                                double eps, const at::Tensor* residual) {
+  Fusion fusion;
+  if (norm_weight != nullptr) {
+    TORCH_CHECK(norm_weight->scalar_type() == at::kFloat && norm_weight->is_contiguous() &&
+                    norm_weight->numel() == input.size(-1),
+                "norm weight: contiguous fp32 [K]");
+    fusion.weight = norm_weight->data_ptr<float>();
+    fusion.eps = static_cast<float>(eps);
+  }
+  if (residual != nullptr) {
+    TORCH_CHECK(residual->dim() == 2 && residual->size(0) == input.size(0) && residual->size(1) == codes.size(0) &&
+                    residual->scalar_type() == at::kFloat && residual->is_contiguous(),
+                "residual: contiguous fp32 [M, N]");
+    fusion.residual = residual->data_ptr<float>();
+  }
+  return grouped_linear_any(input, codes, scales, mins, activation_bits, fusion);
 }
 
 }  // namespace furiosa_kernels

@@ -8,9 +8,17 @@ namespace furiosa_kernels {
 
 at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
                           const at::Tensor& mins, int64_t activation_bits);
-// grouped_linear's output plus `residual` ([M, N]), added as each result is stored
-at::Tensor grouped_linear_add(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
-                              const at::Tensor& mins, int64_t activation_bits, const at::Tensor& residual);
+// What grouped_linear_fused does around the product, the same float operations as the
+// separate ops (so the same bits) without their outputs or passes over the rows.
+struct Fusion {
+  const float* weight = nullptr;    // RMSNorm's weight [K]: the input rows normalized first
+  float eps = 0.f;
+  const float* residual = nullptr;  // [M, N]: added to the outputs as they are stored
+};
+// grouped_linear(rms_norm(input, *norm_weight, eps)) + *residual; either may be null
+at::Tensor grouped_linear_fused(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
+                                const at::Tensor& mins, int64_t activation_bits, const at::Tensor* norm_weight,
+                                double eps, const at::Tensor* residual);
 at::Tensor cache_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                            const at::Tensor& slots, const at::Tensor& positions, int64_t window,
                            double scale, double softcap);

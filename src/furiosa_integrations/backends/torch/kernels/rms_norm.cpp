@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <cmath>
 #include "layer_kernels.h"
+#include "vector_math.h"
 #include <cstdint>
 
 namespace furiosa_kernels {
@@ -25,15 +26,7 @@ at::Tensor rms_norm(const at::Tensor& input, const at::Tensor& weight, double ep
   at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = xp + r * H;
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < H; i += 8) {
-        const __m256 v = _mm256_loadu_ps(xr + i);
-        acc = _mm256_fmadd_ps(v, v, acc);
-      }
-      const __m256 h = _mm256_hadd_ps(acc, acc);
-      const __m256 h2 = _mm256_hadd_ps(h, h);
-      const float squares = _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1)));
-      const __m256 scale = _mm256_set1_ps(1.f / std::sqrt(squares / static_cast<float>(H) + feps));
+      const __m256 scale = rms_scale(xr, H, feps);
       float* o = op + r * H;
       for (int64_t i = 0; i < H; i += 8)
         _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), scale), _mm256_loadu_ps(wp + i)));

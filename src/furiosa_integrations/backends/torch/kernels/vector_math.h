@@ -1,6 +1,8 @@
 // Vector math shared by this folder's kernels (AVX2 + FMA), header-only.
 #pragma once
 #include <immintrin.h>
+#include <cmath>
+#include <cstdint>
 
 namespace furiosa_kernels {
 
@@ -22,6 +24,21 @@ inline __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+}
+
+// RMSNorm's per-row factor 1 / sqrt(mean(x^2) + eps) over H values (H a multiple of 8):
+// squares summed in 8 lanes, then a fixed tree. rms_norm and the linears that normalize their
+// own input rows (grouped_linear's fusion) both use it, so they give the same bits.
+inline __m256 rms_scale(const float* x, int64_t H, float eps) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < H; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  const __m256 h = _mm256_hadd_ps(acc, acc);
+  const __m256 h2 = _mm256_hadd_ps(h, h);
+  const float squares = _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1)));
+  return _mm256_set1_ps(1.f / std::sqrt(squares / static_cast<float>(H) + eps));
 }
 
 // The lanes' sum in one fixed tree, ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): every
