@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -233,11 +234,11 @@ struct QuantizedRows {
   using Code = typename F::Code;
   static constexpr int64_t chunk_codes = F::chunk_groups * GROUP;
   int64_t K, groups, padded;
-  std::vector<Code> q;
+  std::unique_ptr<Code[]> q;  // not zeroed first: every chunk of every row is written below
   std::vector<float> d, sum, spread;
 
   // chunk c of the block of R rows starting at row b: the R rows' codes, and their spread
-  const Code* codes(int64_t b, int64_t R, int64_t c) const { return q.data() + b * K + c * R * chunk_codes; }
+  const Code* codes(int64_t b, int64_t R, int64_t c) const { return q.get() + b * K + c * R * chunk_codes; }
   const float* lanes(int64_t b, int64_t R, int64_t c) const {
     return spread.data() + (b * (groups / F::chunk_groups) + c * R) * 8;
   }
@@ -246,7 +247,7 @@ struct QuantizedRows {
   // operations, so the same bits), as they are read: no normalized copy is stored.
   QuantizedRows(const float* x, int64_t M, int64_t K_, const furiosa_kernels::Fusion& norm)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
-        q(M * K_), d(M * padded, 0.f), sum(M * padded, 0.f),
+        q(new Code[M * K_]), d(M * padded, 0.f), sum(M * padded, 0.f),
         spread(M > 1 && !ROW_SCALES_IN_REGISTERS ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
     constexpr int chunk = F::chunk_groups * GROUP;
     int order[chunk];
@@ -280,7 +281,7 @@ struct QuantizedRows {
           const Block block = block_of(r, M);
           const int64_t c = g / F::chunk_groups, within = r - block.start;
           if (g % F::chunk_groups == F::chunk_groups - 1) {  // the chunk is complete
-            Code* out = q.data() + block.start * K + (c * block.size + within) * chunk_codes;
+            Code* out = q.get() + block.start * K + (c * block.size + within) * chunk_codes;
             for (int t = 0; t < chunk; ++t) out[t] = static_cast<Code>(codes[order[t]]);
           }
           d[r * padded + g] = scale;
@@ -406,7 +407,7 @@ inline void row_outputs(const QuantizedRows<F>& x, int64_t r, const uint8_t* cod
       for (int i = 0; i < C; ++i)
         for (int64_t line = 0; line < chunks * F::chunk_bytes; line += 64)
           _mm_prefetch(reinterpret_cast<const char*>(ahead + i * row_bytes + line), _MM_HINT_T1);
-    const typename F::Code* qx = x.q.data() + r * x.K;
+    const typename F::Code* qx = x.q.get() + r * x.K;
     unrolled([&](auto kc) {
       constexpr int k = decltype(kc)::value;
       if (k >= chunks) return;
