@@ -44,23 +44,22 @@ at::Tensor decode_layers(const at::Tensor& hidden, at::TensorList cos, at::Tenso
     TORCH_CHECK(t >= 0 && t < static_cast<int64_t>(cos.size()), "a layer's RoPE table is missing");
   const int64_t batch = hidden.size(0);
   at::Tensor h = hidden.contiguous();
-  // linear i of rms_norm(x) with norm n (or of x itself, n < 0), plus the residual if given:
+  // linear i of rms_norm(x, *norm) (of x where norm is null), plus *residual where given:
   // the norms and the skip connections done as the linears read and store their rows
-  auto linear = [&](const at::Tensor& x, int64_t i, int64_t n, const at::Tensor* residual) {
-    return fk::grouped_linear_fused(x, codes[i], scales[i], mins[i], activation_bits[i],
-                                    n >= 0 ? &norms[n] : nullptr, eps, residual);
+  auto linear = [&](const at::Tensor& x, int64_t i, const at::Tensor* norm, const at::Tensor* residual) {
+    return fk::grouped_linear_fused(x, codes[i], scales[i], mins[i], activation_bits[i], norm, eps, residual);
   };
   for (int64_t i = 0; i < layers; ++i) {
     at::Tensor layer_keys = keys.select(0, i), layer_values = values.select(0, i);
-    const at::Tensor qkv = linear(h, 4 * i + QKV, 2 * i, nullptr);
+    const at::Tensor qkv = linear(h, 4 * i + QKV, &norms[2 * i], nullptr);
     const int64_t t = rope_index[i];
     const at::Tensor q = fk::rotary_store(qkv, cos[t], sin[t], layer_keys, layer_values, slots,
                                           positions, heads, kv_heads);
     const at::Tensor attended = fk::cache_attention(q, layer_keys, layer_values, slots, positions,
                                                     windows[i], attention_scales[i], softcap);
-    h = linear(attended.reshape({batch, -1}), 4 * i + OUT, -1, &h);
-    const at::Tensor gate_up = linear(h, 4 * i + UP, 2 * i + 1, nullptr);
-    h = linear(fk::silu_mul(gate_up), 4 * i + DOWN, -1, &h);
+    h = linear(attended.reshape({batch, -1}), 4 * i + OUT, nullptr, &h);
+    const at::Tensor gate_up = linear(h, 4 * i + UP, &norms[2 * i + 1], nullptr);
+    h = linear(fk::silu_mul(gate_up), 4 * i + DOWN, nullptr, &h);
   }
   return h;
 }

@@ -243,9 +243,9 @@ struct QuantizedRows {
     return spread.data() + (b * (groups / F::chunk_groups) + c * R) * 8;
   }
 
-  // norm: the rows are RMS-normalized first (x * rms_scale * weight, rms_norm's own float
+  // With fusion.norm_weight the rows are RMS-normalized first (x * rms_scale * weight, rms_norm's own float
   // operations, so the same bits), as they are read: no normalized copy is stored.
-  QuantizedRows(const float* x, int64_t M, int64_t K_, const furiosa_kernels::Fusion& norm)
+  QuantizedRows(const float* x, int64_t M, int64_t K_, const furiosa_kernels::Fusion& fusion)
       : K(K_), groups(K_ / GROUP), padded((K_ / GROUP + 7) / 8 * 8),
         q(new Code[M * K_]), d(M * padded, 0.f), sum(M * padded, 0.f),
         spread(M > 1 && !ROW_SCALES_IN_REGISTERS ? M * (K_ / GROUP / F::chunk_groups) * 8 : 0) {
@@ -256,14 +256,15 @@ struct QuantizedRows {
     at::parallel_for(0, M, 1, [&](int64_t r0, int64_t r1) {  // both cores, even for 2 rows
       alignas(32) int32_t codes[chunk];
       for (int64_t r = r0; r < r1; ++r) {
-        const __m256 row_scale = norm.weight != nullptr ? rms_scale(x + r * K, K, norm.eps) : __m256{};
+        const float* norm = fusion.norm_weight;
+        const __m256 row_scale = norm != nullptr ? rms_scale(x + r * K, K, fusion.norm_eps) : __m256{};
         for (int64_t g = 0; g < groups; ++g) {
           const float* xg = x + r * K + g * GROUP;
           __m256 v[4];
           for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xg + 8 * k);
-          if (norm.weight != nullptr)
+          if (norm != nullptr)
             for (int k = 0; k < 4; ++k)
-              v[k] = _mm256_mul_ps(_mm256_mul_ps(v[k], row_scale), _mm256_loadu_ps(norm.weight + g * GROUP + 8 * k));
+              v[k] = _mm256_mul_ps(_mm256_mul_ps(v[k], row_scale), _mm256_loadu_ps(norm + g * GROUP + 8 * k));
           const __m256 amax = _mm256_max_ps(
               _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
               _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
@@ -570,8 +571,8 @@ at::Tensor grouped_linear_fused(const at::Tensor& input, const at::Tensor& codes
     TORCH_CHECK(norm_weight->scalar_type() == at::kFloat && norm_weight->is_contiguous() &&
                     norm_weight->numel() == input.size(-1),
                 "norm weight: contiguous fp32 [K]");
-    fusion.weight = norm_weight->data_ptr<float>();
-    fusion.eps = static_cast<float>(eps);
+    fusion.norm_weight = norm_weight->data_ptr<float>();
+    fusion.norm_eps = static_cast<float>(eps);
   }
   if (residual != nullptr) {
     TORCH_CHECK(residual->dim() == 2 && residual->size(0) == input.size(0) && residual->size(1) == codes.size(0) &&

@@ -11,9 +11,9 @@ at::Tensor grouped_linear(const at::Tensor& input, const at::Tensor& codes, cons
 // What grouped_linear_fused does around the product, the same float operations as the
 // separate ops (so the same bits) without their outputs or passes over the rows.
 struct Fusion {
-  const float* weight = nullptr;    // RMSNorm's weight [K]: the input rows normalized first
-  float eps = 0.f;
-  const float* residual = nullptr;  // [M, N]: added to the outputs as they are stored
+  const float* norm_weight = nullptr;  // RMSNorm's weight [K]: the input rows normalized first
+  float norm_eps = 0.f;
+  const float* residual = nullptr;     // [M, N]: added to the outputs as they are stored
 };
 // grouped_linear(rms_norm(input, *norm_weight, eps)) + *residual; either may be null
 at::Tensor grouped_linear_fused(const at::Tensor& input, const at::Tensor& codes, const at::Tensor& scales,
