@@ -22,6 +22,7 @@ namespace {
 using furiosa_kernels::rms_scale;
 using furiosa_kernels::tree_sum;
 using furiosa_kernels::tree_sums;
+using furiosa_kernels::tree_sums8;
 
 constexpr int64_t GROUP = 32;
 
@@ -348,23 +349,15 @@ struct Destination {
 // input row r0 + i * row_step with output n0 + i * out_step: a block of rows for one output
 // (rows_block), or a row's block of outputs (row_outputs). The same float operations for
 // each result however many finish together (so the same bits), with the lane trees taken
-// four at a time: one at a time this tail cost as much as a short row's dots.
+// four or eight at a time: one at a time this tail cost as much as a short row's dots.
 template <class F, int R>
 inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, int64_t row_step,
                    const uint16_t* mins, int64_t n0, int64_t out_step, const Destination& out,
                    int64_t at, int64_t out_stride) {
-  auto tree_sums_of = [](const __m256 v[R], float sums[R]) {
-    if constexpr (R % 4 == 0) {
-      for (int i = 0; i < R; i += 4) tree_sums(v + i, sums + i);
-    } else {
-      for (int i = 0; i < R; ++i) sums[i] = tree_sum(v[i]);
-    }
-  };
-  float result[R];
-  tree_sums_of(acc, result);
+  __m256 m[R];  // (Q4_1) the minima's dots
   if constexpr (F::has_mins) {
     const int64_t padded = x.padded;
-    __m256 m[R];
+#pragma GCC unroll 8  // no call to memset (see rows_block)
     for (int i = 0; i < R; ++i) m[i] = _mm256_setzero_ps();
     for (int64_t g = 0; g < padded; g += 8)
       for (int i = 0; i < R; ++i) {  // loads shared by all R (a step of 0) happen once
@@ -373,9 +366,31 @@ inline void finish(const __m256 acc[R], const QuantizedRows<F>& x, int64_t r0, i
         m[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mw))),
                                _mm256_loadu_ps(xs), m[i]);
       }
-    float msum[R];
-    tree_sums_of(m, msum);
-    for (int i = 0; i < R; ++i) result[i] += msum[i];
+  }
+  alignas(32) float result[R];
+  if constexpr (R % 8 == 0) {
+    // eight sums at once, in a register until stored: four at a time into a float array, a
+    // whole-vector reload of two half-vector stores stalled (store forwarding), ~4% of a
+    // 16-row linear
+    for (int i = 0; i < R; i += 8) {
+      __m256 total = tree_sums8(acc + i);
+      if constexpr (F::has_mins) total = _mm256_add_ps(total, tree_sums8(m + i));
+      _mm256_store_ps(result + i, total);
+    }
+  } else {
+    auto tree_sums_of = [](const __m256 v[R], float sums[R]) {
+      if constexpr (R % 4 == 0) {
+        for (int i = 0; i < R; i += 4) tree_sums(v + i, sums + i);
+      } else {
+        for (int i = 0; i < R; ++i) sums[i] = tree_sum(v[i]);
+      }
+    };
+    tree_sums_of(acc, result);
+    if constexpr (F::has_mins) {
+      float msum[R];
+      tree_sums_of(m, msum);
+      for (int i = 0; i < R; ++i) result[i] += msum[i];
+    }
   }
   for (int i = 0; i < R; ++i) out.put(at + i * out_stride, result[i]);
 }
@@ -439,6 +454,7 @@ inline void rows_block(const QuantizedRows<F>& x, int64_t r0, const uint8_t* cod
   const int64_t groups = x.groups, padded = x.padded, chunks_per_row = groups / F::chunk_groups;
   const uint8_t* wrow = codes + n * chunks_per_row * F::chunk_bytes;
   __m256 acc[R];
+#pragma GCC unroll 8  // else GCC zeroes the array with a call to memset (~2% of a 16-row step)
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   // the scales of a block of 8 groups: the output's, and (in registers) each row's products
   struct BlockScales {
