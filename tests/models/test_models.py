@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -118,3 +119,34 @@ def test_gguf_conversion_is_safe_when_two_processes_race(tmp_path: Path) -> None
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".tmp-")]
     # Later calls return at once from the cache.
     assert converted_dir(gguf, tmp_path / "cache") == target
+
+
+def test_a_conversion_removes_those_no_lookup_can_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a conversion, converted directories whose GGUF file is gone or changed (a
+    reinstalled package, a deleted venv) are removed; the others, and one still being
+    written, stay. The conversion itself is a stand-in (real ones are tested elsewhere):
+    the pruning is about the cache's bookkeeping."""
+    from furiosa_integrations.models import gguf_cache
+
+    monkeypatch.setattr(
+        gguf_cache, "_convert", lambda gguf, out: (out / "config.json").write_text("{}")
+    )
+    cache = tmp_path / "cache"
+    files = {name: tmp_path / f"{name}.gguf" for name in ("kept", "changed", "deleted", "new")}
+    for file in files.values():
+        file.write_bytes(b"GGUF stand-in")
+    dirs = {name: converted_dir(files[name], cache) for name in ("kept", "changed", "deleted")}
+    in_progress = cache / "gguf" / ".tmp-abc"
+    in_progress.mkdir()
+
+    stat = files["changed"].stat()
+    os.utime(files["changed"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    files["deleted"].unlink()
+    assert all(d.is_dir() for d in dirs.values())  # nothing goes until the next conversion
+    new = converted_dir(files["new"], cache)
+
+    remaining = {p for p in (cache / "gguf").iterdir() if p.is_dir()}
+    assert remaining == {dirs["kept"], new, in_progress}
+    assert converted_dir(files["changed"], cache).is_dir()  # converted again when asked

@@ -5,7 +5,8 @@ for Gemma 3 270M); the converted directory reloads in about a second. Any archit
 transformers' GGUF loader knows converts (Llama, Mistral, Qwen2/3, Phi-3, Gemma 2/3,
 GPT-2, ...); the torch engine then runs it natively or through its fallback. Two
 processes racing to convert are serialised by a file lock, and the directory only
-appears once complete.
+appears once complete. A conversion also removes those no lookup can reach any more
+(``prune_unreachable``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,36 @@ def converted_dir(
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    prune_unreachable(root)
     return target
+
+
+def prune_unreachable(cache_dir: Path) -> list[Path]:
+    """Remove the converted directories no lookup can reach any more: the GGUF file each
+    was made from (its marker names it) is gone or has changed since, and a key holds the
+    file's path, size and modification time. A reinstalled or upgraded model package, or a
+    deleted virtual environment, would otherwise leave its conversion (~0.5 GB for the
+    default model) behind for good. Called after each conversion; returns what it removed."""
+    removed = []
+    for entry in sorted((cache_dir / "gguf").glob("*")):
+        marker = entry / _DONE_MARKER
+        if entry.name.startswith(".") or not marker.is_file():  # in progress, or not ours
+            continue
+        source = Path(marker.read_text().strip())
+        try:
+            reachable = _cache_key(source) == entry.name
+        except OSError:  # the GGUF file is gone
+            reachable = False
+        if not reachable:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    if removed:
+        logger.warning(
+            "Removed %d converted model(s) whose GGUF file is gone or changed: %s",
+            len(removed),
+            ", ".join(entry.name for entry in removed),
+        )
+    return removed
 
 
 def _convert(gguf: Path, out_dir: Path) -> None:

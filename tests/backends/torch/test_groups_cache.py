@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from furiosa_integrations.backends.torch import groups_cache
 from furiosa_integrations.backends.torch.decoders import FAMILIES, PrefillSegment, load_decoder
@@ -74,7 +75,8 @@ def test_groups_follow_the_setting_and_the_checkpoint(
     q4_1: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The activation width comes from ``FURIOSA_GGUF_WEIGHTS`` at each load (the file holds
-    only the weights); a rewritten checkpoint gets a file of its own."""
+    only the weights); a rewritten checkpoint gets a file of its own, and the old one, which
+    no load can find any more, is removed."""
     config = read_config(q4_1)
     load_decoder(q4_1, config, CPU, torch.float32, 256, light_weights=True)
     monkeypatch.setenv("FURIOSA_GGUF_WEIGHTS", "int8")
@@ -86,9 +88,34 @@ def test_groups_follow_the_setting_and_the_checkpoint(
 
     weights = q4_1 / "model.safetensors"
     stat = weights.stat()
+    (before,) = _kept()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     load_decoder(q4_1, config, CPU, torch.float32, 256, light_weights=True)
-    assert len(_kept()) == 2
+    (after,) = _kept()
+    assert after != before and GroupsCache(q4_1, 16).file == after
+
+
+def test_only_files_no_load_can_find_are_removed(q4_1: Path, tmp_path: Path) -> None:
+    """Writing a file prunes the folder: a file whose checkpoint is gone goes; the current
+    checkpoint's file, and a file that does not say where it came from (written before
+    files did), stay."""
+    config = read_config(q4_1)
+    load_decoder(q4_1, config, CPU, torch.float32, 256, light_weights=True)
+    (current,) = _kept()
+    gone = tmp_path / "deleted-venv" / "model"
+    gone.mkdir(parents=True)
+    (gone / "model.safetensors").write_bytes((q4_1 / "model.safetensors").read_bytes())
+    cache = GroupsCache(gone, 16)
+    cache.save(GroupsCache(q4_1, 16).load())
+    unnamed = current.with_name("older-0123456789abcdef.safetensors")
+    save_file({"w/codes": torch.zeros(2, dtype=torch.uint8)}, str(unnamed))
+    assert set(_kept()) == {current, cache.file, unnamed}
+
+    for file in gone.iterdir():
+        file.unlink()
+    gone.rmdir()
+    assert groups_cache.prune_unreachable(current.parent) == [cache.file]
+    assert set(_kept()) == {current, unnamed}
 
 
 def test_an_unreadable_file_is_ignored_and_replaced(

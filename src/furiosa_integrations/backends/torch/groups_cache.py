@@ -8,7 +8,8 @@ the converted models (a quarter of fp32's bytes) and later loads map that file i
 ``Checkpoint.linear`` hands the cached groups out and the fp32 values are never read.
 
 A file is keyed by the checkpoint's weight files (path, size, modification time) and by
-``LAYOUT``: a changed checkpoint or layout finds no file and writes a new one. Each weight
+``LAYOUT``: a changed checkpoint or layout finds no file and writes a new one, and the
+files no load can find any more are then removed (``prune_unreachable``). Each weight
 is stored under the checkpoint names it was stacked from (``Checkpoint.linear``'s key),
 so the file does not depend on the order the decoder packs in. Writing is best-effort: a
 read-only cache costs only the speed-up.
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 # that changes, so no older file is read as the new layout.
 LAYOUT = 1
 _PARTS = ("codes", "scales", "mins")
+_CHECKPOINT = "checkpoint"  # the metadata entry naming the checkpoint a file was found in
 
 
 class GroupsCache:
@@ -40,7 +42,8 @@ class GroupsCache:
 
     def __init__(self, path: Path, activation_bits: int) -> None:
         self.activation_bits = activation_bits
-        self.file = default_cache_dir() / "groups" / f"{path.name}-{_key(path)}.safetensors"
+        self.checkpoint = path
+        self.file = _file_for(path)
 
     def load(self) -> dict[str, GroupedWeight]:
         """The groups an earlier load kept, by ``Checkpoint.linear`` key (empty: none yet)."""
@@ -79,7 +82,8 @@ class GroupsCache:
             handle, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-", suffix=".part")
             os.close(handle)
             try:
-                save_file(tensors, tmp)
+                # the checkpoint it was found in: how `prune_unreachable` tells a stale file
+                save_file(tensors, tmp, metadata={_CHECKPOINT: str(self.checkpoint.resolve())})
                 os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users
                 os.replace(tmp, self.file)
             finally:
@@ -87,6 +91,36 @@ class GroupsCache:
                     os.unlink(tmp)
         except Exception as error:  # a cache that cannot be written must not fail the load
             logger.info("could not keep the groups in %s (%s)", self.file, error)
+            return
+        prune_unreachable(self.file.parent)
+
+
+def prune_unreachable(folder: Path) -> list[Path]:
+    """Remove the kept files no load can find any more: their checkpoint is gone, or its
+    weight files or ``LAYOUT`` changed since (a key holds them). Files written before the
+    checkpoint was recorded in them are left alone. Called after each file written; returns
+    what it removed."""
+    from safetensors import SafetensorError, safe_open
+
+    removed = []
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt") as kept:
+                checkpoint = (kept.metadata() or {}).get(_CHECKPOINT)
+        except (OSError, SafetensorError):  # unreadable: `load` ignores it, its save replaces it
+            continue
+        if checkpoint is not None and (
+            not Path(checkpoint).is_dir() or _file_for(Path(checkpoint)).name != file.name
+        ):
+            file.unlink(missing_ok=True)
+            removed.append(file)
+    if removed:
+        logger.info("removed %d stale groups file(s): %s", len(removed), [f.name for f in removed])
+    return removed
+
+
+def _file_for(path: Path) -> Path:
+    return default_cache_dir() / "groups" / f"{path.name}-{_key(path)}.safetensors"
 
 
 def _key(path: Path) -> str:
