@@ -189,6 +189,29 @@ def test_tokens_reach_callbacks(chat: FuriosaChat) -> None:
     assert "".join(handler.tokens) == message.content
 
 
+def test_invoke_takes_tokens_as_they_come_only_for_a_callback(
+    chat: FuriosaChat, chat_engine: AsyncEngine
+) -> None:
+    """invoke with no callback handler reads only the end (its steps are delivered with the
+    last one); with a handler, on_llm_new_token hears each token while the answer is still
+    being made. The answer is the same either way."""
+    native: Any = chat_engine.native
+
+    class Steps(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.steps.append(native.num_steps)
+
+    handler = Steps()
+    with_handler = chat.invoke(COUNT, config={"callbacks": [handler]})
+    assert len(set(handler.steps)) > 3  # tokens came during the generation
+    wait_idle_sync(chat_engine)
+    assert chat.invoke(COUNT).content == with_handler.content
+    assert chat.invoke(COUNT, stop=["never-said"]).content == with_handler.content
+
+
 def test_rate_limiter_and_disable_streaming(chat_engine: AsyncEngine) -> None:
     class Counting(BaseRateLimiter):
         def __init__(self) -> None:

@@ -19,7 +19,7 @@ from ..adapter_fields import ChatOptions, SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..errors import InvalidRequestError
 from .chat_results import ChatAggregate, ChatChunkConverter
-from .generations import check_streamable, ls_sampling
+from .generations import ls_sampling, params_for_reading
 from .loading import LoadsOnInit
 from .messages import to_engine_messages
 from .model_kwargs import ModelKwargs
@@ -185,10 +185,10 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         streaming: bool = False,
+        token_callbacks: bool = True,
     ) -> Iterator[tuple[int, ChatGenerationChunk, Usage | None]]:
         engine, request = self._request(messages, stop, kwargs)
-        if streaming:
-            check_streamable(request["params"])
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         convert = ChatChunkConverter(engine.model_name)
         with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
@@ -200,10 +200,10 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         streaming: bool = False,
+        token_callbacks: bool = True,
     ) -> AsyncGenerator[tuple[int, ChatGenerationChunk, Usage | None], None]:
         engine, request = self._request(messages, stop, kwargs)
-        if streaming:
-            check_streamable(request["params"])
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         convert = ChatChunkConverter(engine.model_name)
         async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
@@ -246,7 +246,10 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> ChatResult:
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        for index, chunk, usage in self._iter_chunks(messages, stop, kwargs):
+        callbacks = run_manager is not None and bool(run_manager.handlers)
+        for index, chunk, usage in self._iter_chunks(
+            messages, stop, kwargs, token_callbacks=callbacks
+        ):
             if run_manager is not None and index == 0:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             result.add(index, chunk, usage)
@@ -260,7 +263,10 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> ChatResult:
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        async for index, chunk, usage in self._aiter_chunks(messages, stop, kwargs):
+        callbacks = run_manager is not None and bool(run_manager.handlers)
+        async for index, chunk, usage in self._aiter_chunks(
+            messages, stop, kwargs, token_callbacks=callbacks
+        ):
             if run_manager is not None and index == 0:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             result.add(index, chunk, usage)

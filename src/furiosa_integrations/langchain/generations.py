@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapter_fields import SamplingOptions
-from ..core import GenerationChunk, SamplingParams
+from ..core import GenerationChunk, RequestOutputKind, SamplingParams
 from ..errors import InvalidRequestError
 
 
@@ -59,3 +59,19 @@ def check_streamable(params: SamplingParams) -> None:
     """A stream carries one completion; refuse ``n > 1`` before anything is queued."""
     if params.n != 1:
         raise InvalidRequestError(f"Streaming returns one completion per request; got n={params.n}")
+
+
+def params_for_reading(
+    params: SamplingParams, streaming: bool, token_callbacks: bool
+) -> SamplingParams:
+    """``params`` for how the tokens will be read. A stream must be streamable. A call that
+    returns only the whole answer, with no callback handler to hand tokens to as they come,
+    asks for its output at the end (``RequestOutputKind.FINAL_ONLY``, as vLLM's OpenAI
+    server does for a request that does not stream): the engine then wakes the caller once,
+    not once a token."""
+    if streaming:
+        check_streamable(params)
+        return params
+    if token_callbacks:
+        return params
+    return params.clone(output_kind=RequestOutputKind.FINAL_ONLY)

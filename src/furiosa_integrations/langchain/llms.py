@@ -16,7 +16,7 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from ..adapter_fields import SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..core import GenerationChunk as EngineChunk
-from .generations import check_streamable, generation_info, logprobs_info, ls_sampling
+from .generations import generation_info, logprobs_info, ls_sampling, params_for_reading
 from .loading import LoadsOnInit
 from .model_kwargs import ModelKwargs
 
@@ -97,21 +97,29 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         return engine, {"prompt": prompt, **self._completion_request(options, stop)}
 
     def _iter_chunks(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
+        self,
+        prompt: str,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
+        token_callbacks: bool = True,
     ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
         engine, request = self._request(prompt, stop, kwargs)
-        if streaming:
-            check_streamable(request["params"])
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
 
     async def _aiter_chunks(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], streaming: bool = False
+        self,
+        prompt: str,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
+        token_callbacks: bool = True,
     ) -> AsyncGenerator[tuple[int, GenerationChunk, Usage | None], None]:
         engine, request = self._request(prompt, stop, kwargs)
-        if streaming:
-            check_streamable(request["params"])
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
@@ -155,10 +163,16 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         # Tokens go to callbacks only for a single prompt: the one run_manager LangChain
         # passes here belongs to the first prompt.
         callback = run_manager if len(prompts) == 1 else None
+        # Several prompts are read round robin, each submitted at its stream's first item:
+        # they need their tokens as they come, or they would run one after another.
+        callbacks = len(prompts) > 1 or (callback is not None and bool(callback.handlers))
         results = [_Aggregate() for _ in prompts]
         with ExitStack() as stack:
             streams = [
-                stack.enter_context(closing(self._iter_chunks(p, stop, kwargs))) for p in prompts
+                stack.enter_context(
+                    closing(self._iter_chunks(p, stop, kwargs, token_callbacks=callbacks))
+                )
+                for p in prompts
             ]
             for position, (index, chunk, usage) in _round_robin(streams):
                 if callback is not None and index == 0:
@@ -174,10 +188,12 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> LLMResult:
         callback = run_manager if len(prompts) == 1 else None
+        callbacks = callback is not None and bool(callback.handlers)
 
         async def complete(prompt: str) -> _Aggregate:
             result = _Aggregate()
-            async for index, chunk, usage in self._aiter_chunks(prompt, stop, kwargs):
+            chunks = self._aiter_chunks(prompt, stop, kwargs, token_callbacks=callbacks)
+            async for index, chunk, usage in chunks:
                 if callback is not None and index == 0:
                     await callback.on_llm_new_token(chunk.text, chunk=chunk)
                 result.add(index, chunk, usage)

@@ -81,6 +81,47 @@ async def test_deliver_all_batches_per_loop_and_reports_closed_loops() -> None:
     assert got == [1, 3]  # in order, and nothing from the closed loop
 
 
+async def test_a_holding_sink_delivers_everything_with_its_last_item() -> None:
+    got: list[int] = []
+    held = LoopSink(asyncio.get_running_loop(), got.append, hold=True)
+    live = LoopSink(asyncio.get_running_loop(), got.append)
+    assert deliver_all([(held, 1), (live, 2)]) == [True, True]
+    assert deliver_all([(held, 3)]) == [True]
+    await asyncio.sleep(0.01)
+    assert got == [2]  # the held items wait for the last one
+    assert held(4)
+    await asyncio.sleep(0.01)
+    assert got == [2, 1, 3, 4]
+    closed_loop = asyncio.new_event_loop()
+    closed_loop.close()
+    assert deliver_all([(LoopSink(closed_loop, got.append, hold=True), 5)]) == [False]
+
+
+async def test_final_only_requests_get_their_steps_at_the_end(chat_engine: AsyncEngine) -> None:
+    """A request that reads only the end (``RequestOutputKind.FINAL_ONLY``, what a
+    non-streaming ``invoke`` asks for) gets the same answer, its steps all delivered with
+    the last one: the caller's loop is woken once, not once a token. With stop strings,
+    which are matched on the text as it comes, steps still come one by one."""
+    from furiosa_integrations.engine import RequestOutputKind
+
+    native: Any = chat_engine.native
+    each = SamplingParams(max_tokens=8, temperature=0, ignore_eos=True)
+    final = each.clone(output_kind=RequestOutputKind.FINAL_ONLY)
+    stop = final.clone(stop=["zzz-never"])
+    texts, arrivals = {}, {}
+    for name, params in (("each", each), ("final", final), ("stop", stop)):
+        seen: list[int] = []
+        text = ""
+        async for chunk in chat_engine.stream(messages=chat(0), params=params):
+            seen.append(native.num_steps)
+            text += chunk.text
+        texts[name], arrivals[name] = text, seen
+    assert texts["final"] == texts["each"] == texts["stop"]
+    assert len(set(arrivals["final"])) == 1  # every chunk after the last step
+    assert len(set(arrivals["each"])) > 4 and len(set(arrivals["stop"])) > 4
+    await wait_idle(chat_engine)
+
+
 def test_packed_linears_agree_with_f_linear_at_every_row_count() -> None:
     """oneDNN's packed matmul (the CPU decode path) gives F.linear's result, at one row and
     at a batch, with and without bias; a weight that was never packed goes to F.linear."""

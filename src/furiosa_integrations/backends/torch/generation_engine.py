@@ -24,6 +24,7 @@ from ...core import (
     NativeStats,
     NativeStep,
     PoolingParams,
+    RequestOutputKind,
     SamplingParams,
     Task,
 )
@@ -215,7 +216,10 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
             max_tokens=max_tokens,
             constraint=constraint,
         )
-        sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait)
+        # A caller that reads only the end gets its steps at the end, unless stop strings,
+        # matched on the text as it comes, may have to end the request early.
+        hold = params.output_kind is RequestOutputKind.FINAL_ONLY and not params.stop
+        sink = loop_sink(asyncio.get_running_loop(), queue.put_nowait, hold)
         return SequenceState(request_id, list(prompt_token_ids), max_tokens, state, sink)
 
     # ---- on the compute thread (engine_thread.ComputeThread) ----
