@@ -81,6 +81,31 @@ async def test_async_methods_match_sync(llm: FuriosaLLM) -> None:
     assert "".join([r.delta async for r in cstream]) == expected
 
 
+async def test_whole_answers_are_read_at_the_end(llm: FuriosaLLM, chat_engine: AsyncEngine) -> None:
+    """chat/complete and their async forms ask the engine for the end only
+    (``RequestOutputKind.FINAL_ONLY``: no wake-up a token); the streams ask for every step."""
+    from furiosa_integrations.engine import RequestOutputKind
+
+    kinds: list[RequestOutputKind] = []
+    original = chat_engine.native.stream_generate
+
+    def record(prompt_token_ids: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        kinds.append(params.output_kind)
+        return original(prompt_token_ids, params, *args, **kwargs)
+
+    chat_engine.native.stream_generate = record  # type: ignore[method-assign]
+    try:
+        await llm.achat(MESSAGES)
+        await llm.acomplete(QUESTION)
+        stream = await llm.astream_chat(MESSAGES)
+        assert "".join([r.delta async for r in stream])
+    finally:
+        del chat_engine.native.stream_generate  # back to the class's method
+    final = RequestOutputKind.FINAL_ONLY
+    assert kinds[:2] == [final, final] and kinds[2] is not final
+    await wait_idle(chat_engine)
+
+
 @pytest.mark.parametrize("kind", ["stream_chat", "stream_complete"])
 def test_streamed_deltas_add_up_to_the_full_text(llm: FuriosaLLM, kind: str) -> None:
     prompt = "Write one sentence about the sea."

@@ -35,7 +35,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import ToolSelection
 
 from ..adapter_fields import ChatOptions, EngineChoice, RefusesUnknownArguments
-from ..core import GenerationChunk, ToolCall, Usage
+from ..core import GenerationChunk, RequestOutputKind, ToolCall, Usage
 from ..core.sync_bridge import iterate_sync, run_sync
 from .messages import (
     to_engine_messages,
@@ -124,14 +124,23 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
         messages: Sequence[ChatMessage] | None = None,
         prompt: str | None = None,
         options: dict[str, Any],
+        final_only: bool = False,
     ) -> AsyncGenerator[GenerationChunk, None]:
-        """Validate and start one engine request (bad options raise here, at the call)."""
+        """Validate and start one engine request (bad options raise here, at the call).
+        ``final_only``: the caller reads only the whole answer (``chat``, ``complete``), so
+        the engine may hand it over at the end (``RequestOutputKind.FINAL_ONLY``) instead of
+        waking the caller's loop every token."""
         engine = self._get_engine()
         if messages is None:
-            return engine.stream(prompt, **self._completion_request(options))
-        messages = self._with_system_prompt(messages)
-        ends_with_user = bool(messages) and messages[-1].role == MessageRole.USER
-        request = self._chat_request(options, engine, ends_with_user=ends_with_user)
+            request = self._completion_request(options)
+        else:
+            messages = self._with_system_prompt(messages)
+            ends_with_user = bool(messages) and messages[-1].role == MessageRole.USER
+            request = self._chat_request(options, engine, ends_with_user=ends_with_user)
+        if final_only:
+            request["params"] = request["params"].clone(output_kind=RequestOutputKind.FINAL_ONLY)
+        if messages is None:
+            return engine.stream(prompt, **request)
         return engine.stream(messages=to_engine_messages(messages), **request)
 
     def _with_system_prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -225,22 +234,22 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
                 yield self._completion_response(turn)
 
     def _completion_chunks(
-        self, prompt: str, formatted: bool, options: dict[str, Any]
+        self, prompt: str, formatted: bool, options: dict[str, Any], final_only: bool = False
     ) -> AsyncGenerator[GenerationChunk, None]:
         # An instruct model answers a bare prompt through its chat template; a prompt the
         # caller already formatted goes to the model as is. A prompt that is not text goes
         # there too, so the engine refuses it with its own typed error.
         if formatted or not isinstance(prompt, str):
-            return self._start(prompt=prompt, options=options)
-        return self._start(
-            messages=[ChatMessage(role=MessageRole.USER, content=prompt)], options=options
-        )
+            return self._start(prompt=prompt, options=options, final_only=final_only)
+        messages = [ChatMessage(role=MessageRole.USER, content=prompt)]
+        return self._start(messages=messages, options=options, final_only=final_only)
 
     # ---- LlamaIndex LLM interface ----
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return run_sync(_final(self._chat_stream(self._start(messages=messages, options=kwargs))))
+        request = self._start(messages=messages, options=kwargs, final_only=True)
+        return run_sync(_final(self._chat_stream(request)))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -249,7 +258,8 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await _final(self._chat_stream(self._start(messages=messages, options=kwargs)))
+        request = self._start(messages=messages, options=kwargs, final_only=True)
+        return await _final(self._chat_stream(request))
 
     @llm_chat_callback()
     async def astream_chat(
@@ -259,9 +269,8 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return run_sync(
-            _final(self._completion_stream(self._completion_chunks(prompt, formatted, kwargs)))
-        )
+        chunks = self._completion_chunks(prompt, formatted, kwargs, final_only=True)
+        return run_sync(_final(self._completion_stream(chunks)))
 
     @llm_completion_callback()
     def stream_complete(
@@ -274,9 +283,8 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        return await _final(
-            self._completion_stream(self._completion_chunks(prompt, formatted, kwargs))
-        )
+        chunks = self._completion_chunks(prompt, formatted, kwargs, final_only=True)
+        return await _final(self._completion_stream(chunks))
 
     @llm_completion_callback()
     async def astream_complete(
