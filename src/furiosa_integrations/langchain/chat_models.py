@@ -19,7 +19,7 @@ from ..adapter_fields import ChatOptions, SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..errors import InvalidRequestError
 from .chat_results import ChatAggregate, ChatChunkConverter
-from .generations import ls_sampling, params_for_reading
+from .generations import hears_tokens, ls_sampling, params_for_reading
 from .loading import LoadsOnInit
 from .messages import to_engine_messages
 from .model_kwargs import ModelKwargs
@@ -246,9 +246,8 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> ChatResult:
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        callbacks = run_manager is not None and bool(run_manager.handlers)
         for index, chunk, usage in self._iter_chunks(
-            messages, stop, kwargs, token_callbacks=callbacks
+            messages, stop, kwargs, token_callbacks=hears_tokens(run_manager)
         ):
             if run_manager is not None and index == 0:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -263,9 +262,8 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> ChatResult:
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        callbacks = run_manager is not None and bool(run_manager.handlers)
         async for index, chunk, usage in self._aiter_chunks(
-            messages, stop, kwargs, token_callbacks=callbacks
+            messages, stop, kwargs, token_callbacks=hears_tokens(run_manager)
         ):
             if run_manager is not None and index == 0:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.callbacks.manager import BaseRunManager
+
 from ..adapter_fields import SamplingOptions
 from ..core import GenerationChunk, RequestOutputKind, SamplingParams
 from ..errors import InvalidRequestError
@@ -59,6 +61,11 @@ def check_streamable(params: SamplingParams) -> None:
     """A stream carries one completion; refuse ``n > 1`` before anything is queued."""
     if params.n != 1:
         raise InvalidRequestError(f"Streaming returns one completion per request; got n={params.n}")
+
+
+def hears_tokens(run_manager: BaseRunManager | None) -> bool:
+    """Whether a callback handler is there to be handed tokens as they come."""
+    return run_manager is not None and bool(run_manager.handlers)
 
 
 def params_for_reading(

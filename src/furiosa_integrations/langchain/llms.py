@@ -16,7 +16,13 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from ..adapter_fields import SamplingOptions
 from ..core import AsyncEngine, Usage
 from ..core import GenerationChunk as EngineChunk
-from .generations import generation_info, logprobs_info, ls_sampling, params_for_reading
+from .generations import (
+    generation_info,
+    hears_tokens,
+    logprobs_info,
+    ls_sampling,
+    params_for_reading,
+)
 from .loading import LoadsOnInit
 from .model_kwargs import ModelKwargs
 
@@ -165,7 +171,7 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         callback = run_manager if len(prompts) == 1 else None
         # Several prompts are read round robin, each submitted at its stream's first item:
         # they need their tokens as they come, or they would run one after another.
-        callbacks = len(prompts) > 1 or (callback is not None and bool(callback.handlers))
+        callbacks = len(prompts) > 1 or hears_tokens(callback)
         results = [_Aggregate() for _ in prompts]
         with ExitStack() as stack:
             streams = [
@@ -188,7 +194,7 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         **kwargs: Any,
     ) -> LLMResult:
         callback = run_manager if len(prompts) == 1 else None
-        callbacks = callback is not None and bool(callback.handlers)
+        callbacks = hears_tokens(callback)
 
         async def complete(prompt: str) -> _Aggregate:
             result = _Aggregate()

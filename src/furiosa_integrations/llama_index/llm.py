@@ -132,16 +132,15 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
         waking the caller's loop every token."""
         engine = self._get_engine()
         if messages is None:
-            request = self._completion_request(options)
+            request = {"prompt": prompt, **self._completion_request(options)}
         else:
             messages = self._with_system_prompt(messages)
             ends_with_user = bool(messages) and messages[-1].role == MessageRole.USER
             request = self._chat_request(options, engine, ends_with_user=ends_with_user)
+            request["messages"] = to_engine_messages(messages)
         if final_only:
             request["params"] = request["params"].clone(output_kind=RequestOutputKind.FINAL_ONLY)
-        if messages is None:
-            return engine.stream(prompt, **request)
-        return engine.stream(messages=to_engine_messages(messages), **request)
+        return engine.stream(**request)
 
     def _with_system_prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         """Put ``system_prompt`` first unless the conversation already has a system message."""
