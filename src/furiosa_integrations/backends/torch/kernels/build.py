@@ -10,10 +10,15 @@ keep their other kernels (a GGUF model then gets fp16 weights).
 them for another CPU than this one (gcc's ``-march=`` name, e.g. ``znver3`` or ``x86-64-v3``
 for AVX2 only; default ``native``): for a cache shared with older machines, or to measure an
 AVX2-only CPU's code on a newer one.
+
+Each build has its own directory (a new source, torch, compiler or CPU makes a new one).
+After a build, ``prune_builds`` removes the ones no process has loaded for a day, beyond the
+``KEEP_BUILDS`` used last: an upgrade would otherwise leave every older build behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -41,6 +47,11 @@ SOURCES = (
 )
 HEADERS = ("vector_math.h", "layer_kernels.h")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
+LIBRARY = "furiosa_kernels.so"
+# Kept by `prune_builds` whatever their age: the builds loaded last (other torch versions or
+# CPUs sharing the cache, a downgrade), and any loaded within UNUSED_FOR seconds.
+KEEP_BUILDS = 8
+UNUSED_FOR = 24 * 3600
 
 _lock = threading.Lock()
 _loaded: bool | None = None  # None: not tried yet
@@ -70,13 +81,41 @@ def _build_and_load() -> bool:
         return False
     target = library_path(compiler)
     try:
-        if not target.exists():
+        built = not target.exists()
+        if built:
             _build(compiler, [Path(__file__).parent / name for name in SOURCES], target)
         torch.ops.load_library(str(target))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         logger.warning("native kernels could not be built or loaded (%s); using torch's", error)
         return False
+    with contextlib.suppress(OSError):  # a read-only cache is not pruned: it stays as it is
+        os.utime(target)  # its last use, for prune_builds
+    if built:
+        prune_builds(target.parent.parent)
     return True
+
+
+def prune_builds(root: Path, now: float | None = None) -> list[Path]:
+    """Remove the builds under ``root`` (one directory each) that no process has loaded
+    for ``UNUSED_FOR`` seconds, beyond the ``KEEP_BUILDS`` loaded last (a library's
+    modification time is its last load). Directories without a library (a build in
+    progress, or not ours) are left alone. Returns what it removed."""
+    now = time.time() if now is None else now
+    builds = []
+    for entry in root.iterdir():
+        try:
+            builds.append((os.stat(entry / LIBRARY).st_mtime, entry))
+        except OSError:  # no library: in progress or not a build
+            continue
+    builds.sort(reverse=True)
+    removed = []
+    for last_used, entry in builds[KEEP_BUILDS:]:
+        if now - last_used > UNUSED_FOR:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    if removed:
+        logger.info("Removed %d kernel build(s) unused for a day from %s", len(removed), root)
+    return removed
 
 
 def library_path(compiler: str) -> Path:
@@ -91,7 +130,7 @@ def library_path(compiler: str) -> Path:
         + " ".join(_cpu_flags()).encode()
         + target_cpu().encode()
     ).hexdigest()[:16]
-    return default_cache_dir() / "kernels" / key / "furiosa_kernels.so"
+    return default_cache_dir() / "kernels" / key / LIBRARY
 
 
 def _build(compiler: str, sources: list[Path], target: Path) -> None:
