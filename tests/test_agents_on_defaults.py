@@ -80,7 +80,7 @@ TOOLS = [
 
 
 def _turn(city: str, result: str) -> list[dict[str, object]]:
-    call = {"id": "call_1", "type": "function"}
+    call: dict[str, object] = {"id": "call_1", "type": "function"}
     call["function"] = {"name": "get_weather", "arguments": {"city": city}}
     return [
         {"role": "user", "content": f"What is the weather in {city}?"},

@@ -70,6 +70,7 @@ class Adapters:
         self.li_embed = FuriosaEmbedding()
 
     def long_prompt(self) -> str:
+        assert self.llm.engine is not None
         return "word " * (self.llm.engine.max_model_len + 10)
 
 
@@ -366,6 +367,7 @@ def test_bad_input_is_a_typed_error_before_queuing(
     match: str,
     still_serving: Callable[[Adapters], None],
 ) -> None:
+    assert adapters.llm.engine is not None and adapters.li_embed.engine is not None
     untouched = Untouched(adapters.llm.engine, adapters.li_embed.engine)
     with pytest.raises(error, match=match):
         call(adapters)
@@ -374,6 +376,7 @@ def test_bad_input_is_a_typed_error_before_queuing(
 
 
 async def test_async_calls_raise_at_the_call_too(adapters: Adapters) -> None:
+    assert adapters.llm.engine is not None
     untouched = Untouched(adapters.llm.engine)
     with pytest.raises(InvalidRequestError, match="top_p"):
         await adapters.chat.ainvoke("hi", top_p=2.0)

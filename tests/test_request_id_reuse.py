@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from llama_index.core.base.llms.types import ChatMessage
 
-from furiosa_integrations.engine import AsyncEngine, AsyncLLMEngine, LLMEngine, SamplingParams
+from furiosa_integrations.engine import (
+    AsyncEngine,
+    AsyncLLMEngine,
+    LLMEngine,
+    RequestOutput,
+    SamplingParams,
+)
 from furiosa_integrations.langchain import FuriosaChat
 from furiosa_integrations.llama_index import FuriosaLLM
 from tests.engine_checks import wait_idle, wait_idle_sync
@@ -123,6 +129,7 @@ def test_llm_engine(chat_engine: AsyncEngine) -> None:
         while llm.has_unfinished_requests():
             finished += [out for out in llm.step() if out.finished]
         assert [out.request_id for out in finished] == ["l-abort"]
+        assert isinstance(finished[0], RequestOutput)
         assert finished[0].outputs[0].finish_reason == "length"
     wait_idle_sync(chat_engine)
 
@@ -153,8 +160,11 @@ def test_sync_streams_of_both_frameworks(chat_engine: AsyncEngine) -> None:
 
 async def test_langchain_async_streams(chat_engine: AsyncEngine) -> None:
     chat = FuriosaChat(temperature=0, max_tokens=64, ignore_eos=True)
-    short = {"max_tokens": 2}
-    stream = chat.astream([HumanMessage("Tell me a story.")], request_id="lc-close")
+    short: dict[str, Any] = {"max_tokens": 2}
+    stream = cast(
+        "AsyncGenerator[AIMessageChunk, None]",
+        chat.astream([HumanMessage("Tell me a story.")], request_id="lc-close"),
+    )
     await _first(stream)
     await stream.aclose()
     await chat.ainvoke("Hi", request_id="lc-close", **short)

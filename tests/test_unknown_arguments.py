@@ -15,9 +15,9 @@ from furiosa_integrations.langchain import FuriosaLLM as LangChainLLM
 from furiosa_integrations.llama_index import FuriosaEmbedding, FuriosaLLM
 
 CONSTRUCTIONS: list[tuple[Callable[[], Any], str, str]] = [
-    (lambda: FuriosaChat(temprature=0.5), "temprature", "temperature"),
-    (lambda: LangChainLLM(max_token=5), "max_token", "max_tokens"),
-    (lambda: FuriosaEmbeddings(normalise=False), "normalise", "normalize"),
+    (lambda: FuriosaChat(temprature=0.5), "temprature", "temperature"),  # type: ignore[call-arg]
+    (lambda: LangChainLLM(max_token=5), "max_token", "max_tokens"),  # type: ignore[call-arg]
+    (lambda: FuriosaEmbeddings(normalise=False), "normalise", "normalize"),  # type: ignore[call-arg]
     (lambda: FuriosaLLM(max_token=5), "max_token", "max_tokens"),
     (lambda: FuriosaEmbedding(embed_batchsize=8), "embed_batchsize", "embed_batch_size"),
 ]
@@ -33,7 +33,7 @@ def test_a_misspelt_argument_is_refused_at_construction(
 
 def test_langchain_moves_what_is_no_near_miss_to_model_kwargs() -> None:
     with pytest.warns(UserWarning, match="transferred to model_kwargs"):
-        chat = FuriosaChat(kv_transfer_params={"role": "prefill"})
+        chat = FuriosaChat(kv_transfer_params={"role": "prefill"})  # type: ignore[call-arg]
     assert chat.model_kwargs == {"kv_transfer_params": {"role": "prefill"}}
     assert chat._sampling_params(None, {}).extra_args == {"kv_transfer_params": {"role": "prefill"}}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from furiosa_integrations.engine import AsyncEngine, PoolingParams
 from tests.engine_checks import batch_tolerance, wait_idle
@@ -40,11 +41,11 @@ async def test_batch_equals_one_by_one(embed_engine: AsyncEngine) -> None:
 
 
 async def test_concurrent_calls_are_micro_batched(embed_engine: AsyncEngine) -> None:
-    native = embed_engine.native
-    before = native.num_batches  # type: ignore[attr-defined]
+    native: Any = embed_engine.native
+    before = native.num_batches
     results = await asyncio.gather(*(embed_engine.embed([f"query number {i}"]) for i in range(50)))
     assert len(results) == 50
-    assert native.num_batches - before < 25  # far fewer forward passes than calls  # type: ignore[attr-defined]
+    assert native.num_batches - before < 25  # far fewer forward passes than calls
     (single,) = await embed_engine.embed(["query number 7"])
     difference = max(abs(x - y) for x, y in zip(single, results[7][0], strict=True))
     assert difference < batch_tolerance(embed_engine)

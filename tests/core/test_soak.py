@@ -263,7 +263,7 @@ class Soak:
 
 async def solo_outputs(engine: AsyncEngine) -> dict[tuple[int, int], tuple[str, str | None]]:
     """Greedy text and finish reason of each (prompt, max_tokens), one request at a time."""
-    solo = {}
+    solo: dict[tuple[int, int], tuple[str, str | None]] = {}
     for p, prompt in enumerate(PROMPTS):
         for max_tokens in LENGTHS:
             result = await engine.generate(

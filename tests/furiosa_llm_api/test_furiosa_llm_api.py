@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 from pathlib import Path
+from typing import TypedDict, cast
 
 import pytest
 import torch
@@ -37,7 +38,13 @@ from furiosa_integrations.furiosa_llm_api.engine_args import CACHE_DIR
 from furiosa_integrations.furiosa_llm_api.engine_from_args import choose_backend, infer_task
 from tests.engine_checks import wait_idle, wait_idle_sync
 
-GREEDY = dict(temperature=0.0, max_tokens=8)
+
+class Greedy(TypedDict):
+    temperature: float
+    max_tokens: int
+
+
+GREEDY = Greedy(temperature=0.0, max_tokens=8)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +335,8 @@ def test_llm_engine_step_16_concurrent_with_aborts(chat_engine: AsyncEngine) -> 
         assert llm.get_num_unfinished_requests() == 16
         llm.abort_request(["r3", "r7"])
         llm.abort_request("r8")
-        steps, seen = 0, {}
+        steps = 0
+        seen: dict[str, int] = {}
         finished: dict[str, RequestOutput] = {}
         while llm.has_unfinished_requests():
             outputs = llm.step()
@@ -367,15 +375,15 @@ def test_llm_engine_requests_and_errors(
     with pytest.raises(InvalidRequestError):
         llm.add_request("y", "Hello", {"max_tokens": 3})  # type: ignore[arg-type]
     assert llm.request_ids == {"x"}
-    outputs = []
+    outputs: list[RequestOutput] = []
     while llm.has_unfinished_requests():
-        outputs += llm.step()
+        outputs += cast(list[RequestOutput], llm.step())
     assert outputs[-1].finished and outputs[-1].request_id == "x"
     # Output kinds hold here too: FINAL_ONLY gives exactly one output.
     llm.add_request("f", "Hello", params.clone(output_kind=RequestOutputKind.FINAL_ONLY))
-    finals = []
+    finals: list[RequestOutput] = []
     while llm.has_unfinished_requests():
-        finals += llm.step()
+        finals += cast(list[RequestOutput], llm.step())
     assert len(finals) == 1 and finals[0].outputs[0].text == outputs[-1].outputs[0].text
     llm.shutdown()
     with pytest.raises(EngineDeadError):

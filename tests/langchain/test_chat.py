@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
@@ -114,7 +114,7 @@ def test_every_engine_sampling_option_is_a_field() -> None:
 
 def test_invoke_metadata_and_usage(chat: FuriosaChat, chat_engine: AsyncEngine) -> None:
     message = chat.invoke(COUNT)
-    assert message.content.startswith("1, 2, 3, 4")
+    assert isinstance(message.content, str) and message.content.startswith("1, 2, 3, 4")
     assert message.response_metadata["model_name"] == chat_engine.model_name
     assert message.response_metadata["finish_reason"] in ("stop", "length")
     usage = message.usage_metadata
@@ -179,8 +179,8 @@ def test_tokens_reach_callbacks(chat: FuriosaChat) -> None:
         def __init__(self) -> None:
             self.tokens: list[str] = []
 
-        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-            self.tokens.append(token)
+        def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+            self.tokens.append(cast(str, token))  # chunk.text: always a string
 
     handler = Collect()
     streaming = FuriosaChat(temperature=0, max_tokens=12, streaming=True)
@@ -201,7 +201,7 @@ def test_invoke_takes_tokens_as_they_come_only_for_a_callback(
         def __init__(self) -> None:
             self.steps: list[int] = []
 
-        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
             self.steps.append(native.num_steps)
 
     handler = Steps()
@@ -350,7 +350,7 @@ def test_bind_tools_converts_tools(chat: FuriosaChat) -> None:
 
 def test_parallel_tool_calls_stream_as_separate_chunks(chat: FuriosaChat) -> None:
     llm = chat.bind_tools([get_weather], tool_choice="required", max_tokens=80)
-    chunks = list(llm.stream(PARIS_AND_LONDON))
+    chunks = cast("list[AIMessageChunk]", list(llm.stream(PARIS_AND_LONDON)))
     call_chunks = [c for chunk in chunks for c in chunk.tool_call_chunks]
     assert [(c["name"], c["args"], c["index"]) for c in call_chunks] == [
         ("get_weather", '{"city": "Paris"}', 0),

@@ -9,7 +9,7 @@ The default model's template has neither tools nor thinking; the test templates 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -29,7 +29,7 @@ from tests.core.text.format_templates import SCHEMAS, TEMPLATES, WEATHER, repeat
 from tests.core.text.test_reasoning import MAY_THINK, OPENS_THINK
 from tests.core.text.test_reasoning_switch import FEEDBACK
 
-ASK = [HumanMessage("What is the weather in Rome?")]
+ASK: list[BaseMessage] = [HumanMessage("What is the weather in Rome?")]
 # Steers the 135M model into a think-then-answer shape (the regex writes </think> itself).
 THINK_THEN_ANSWER = StructuredOutputsParams(regex=r"[a-z ]{3,30}\n</think>\n\n[A-Z][a-z ]{2,30}")
 
@@ -83,7 +83,7 @@ async def test_forced_and_auto_calls_in_each_format_become_tool_calls(chat: Furi
 def test_streamed_calls_add_up_in_each_format(chat: FuriosaChat) -> None:
     bound = chat.bind_tools([WEATHER], tool_choice="get_weather")
     for name in ("llama3_json", "mistral", "qwen3_xml"):
-        chunks = list(bound.stream(ASK, **_kwargs(TEMPLATES[name])))
+        chunks = cast("list[AIMessageChunk]", list(bound.stream(ASK, **_kwargs(TEMPLATES[name]))))
         total = chunks[0]
         for chunk in chunks[1:]:
             total += chunk
@@ -150,7 +150,9 @@ def test_reasoning_comes_back_as_reasoning_blocks(chat: FuriosaChat) -> None:
     assert blocks[0] == {"type": "reasoning", "reasoning": reasoning}
     assert blocks[1]["type"] == "text" and blocks[1]["text"] == message.content
     # Streamed: reasoning chunks first, then the answer; they add up to the same message.
-    chunks = list(thinking.stream([HumanMessage("What is two plus two?")]))
+    chunks = cast(
+        "list[AIMessageChunk]", list(thinking.stream([HumanMessage("What is two plus two?")]))
+    )
     first_text = next(i for i, c in enumerate(chunks) if c.content)
     assert any(c.additional_kwargs.get("reasoning_content") for c in chunks[:first_text])
     assert not any(c.additional_kwargs.get("reasoning_content") for c in chunks[first_text:])

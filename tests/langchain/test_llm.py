@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import LanguageModelInput
 
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
 from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
@@ -71,7 +73,7 @@ def test_batch_runs_prompts_together(llm: FuriosaLLM, chat_engine: AsyncEngine) 
 
     chat_engine.native.stream_generate = spy  # type: ignore[method-assign]
     try:
-        prompts = [COUNT, "The capital of France is", "Monday, Tuesday,"]
+        prompts: list[LanguageModelInput] = [COUNT, "The capital of France is", "Monday, Tuesday,"]
         outputs = llm.batch(prompts)
     finally:
         del chat_engine.native.stream_generate  # back to the class's method
@@ -88,8 +90,8 @@ def test_on_llm_new_token_sees_every_token(llm: FuriosaLLM) -> None:
         def __init__(self) -> None:
             self.tokens: list[str] = []
 
-        def on_llm_new_token(self, token: str, **kwargs: object) -> None:
-            self.tokens.append(token)
+        def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+            self.tokens.append(cast(str, token))  # chunk.text: always a string
 
     handler = Collect()
     text = llm.invoke(COUNT, config={"callbacks": [handler]})

@@ -211,8 +211,9 @@ def test_agent_structured_response_through_response_format(chat_engine: AsyncEng
     # The profile says structured_output, so the agent binds response_format (its
     # ProviderStrategy): with tools, a turn either calls them or answers in the format.
     agent = create_agent(model=chat, tools=[get_weather], response_format=Weather)
-    question = {"messages": [HumanMessage("What is the weather in Oslo?")]}
-    result = agent.invoke(question, {"recursion_limit": 8})
+    result = agent.invoke(
+        {"messages": [HumanMessage("What is the weather in Oslo?")]}, {"recursion_limit": 8}
+    )
     assert isinstance(result["structured_response"], Weather)
     assert any(getattr(m, "tool_calls", None) for m in result["messages"])
     plain = create_agent(model=chat, tools=[], response_format=Weather)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.output_parsers import StrOutputParser
@@ -63,8 +64,8 @@ async def test_concurrent_reranks_are_batched_and_exact(cross_encoder_dir: Path)
     reranker = FuriosaRerank(model=str(cross_encoder_dir), top_n=None, dtype="float32")
     texts = [d.page_content for d in DOCUMENTS]
     queries = [QUESTION, "Who keeps the lighthouse?", "When does the bakery open?"] * 4
-    native = reranker._get_engine().native
-    before = native.num_batches  # type: ignore[attr-defined]
+    native: Any = reranker._get_engine().native
+    before = native.num_batches
     results = await asyncio.gather(*(reranker.arerank(texts, q) for q in queries))
     assert native.num_batches - before < len(queries)  # 12 calls shared forward passes
     for query, result in zip(queries, results, strict=True):

@@ -9,8 +9,10 @@ the forced call's wording), some with tool histories and system prompts.
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import pytest
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -72,7 +74,8 @@ def test_counts_equal_the_engines_prompt_tokens(chat_engine: AsyncEngine, with_t
     tools = [get_weather, add] if with_tools else None
     runnable = chat.bind_tools(tools) if tools else chat
     conversations = CONVERSATIONS[:10] if with_tools else CONVERSATIONS[10:]
-    answers = runnable.batch(conversations)  # submitted together: the engine batches them
+    # submitted together: the engine batches them
+    answers = runnable.batch(cast("list[LanguageModelInput]", conversations))
     for messages, answer in zip(conversations, answers, strict=True):
         counted = chat.get_num_tokens_from_messages(messages, tools=tools)
         usage = answer.usage_metadata

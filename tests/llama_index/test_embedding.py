@@ -41,6 +41,7 @@ def test_sync_query_text_and_batch(embed_model: FuriosaEmbedding) -> None:
     text = embed_model.get_text_embedding(TEXTS[0])
     batch = embed_model.get_text_embedding_batch(TEXTS)
     assert len(batch) == 3
+    assert embed_model.engine is not None
     assert batch[0] == pytest.approx(text, abs=batch_tolerance(embed_model.engine))
     # meaning, not just shape: the paraphrase is closer than the unrelated sentence
     assert _cosine(batch[0], batch[1]) > _cosine(batch[0], batch[2]) + 0.3
@@ -52,6 +53,7 @@ async def test_async_matches_sync(embed_model: FuriosaEmbedding) -> None:
     for got, want in zip(async_batch, sync_batch, strict=True):
         assert got == pytest.approx(want, abs=1e-5)
     alone = await embed_model.aget_text_embedding(TEXTS[1])
+    assert embed_model.engine is not None
     assert alone == pytest.approx(sync_batch[1], abs=batch_tolerance(embed_model.engine))
     sync_query = embed_model.get_query_embedding("a cat")
     assert await embed_model.aget_query_embedding("a cat") == pytest.approx(sync_query, abs=1e-5)

@@ -7,15 +7,22 @@ falls back to LlamaIndex's default (OpenAI) models or opens a network connection
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import pytest
 from llama_index.core import Document, VectorStoreIndex
-from llama_index.core.agent.workflow import FunctionAgent, ReActAgent, ToolCallResult
-from llama_index.core.tools import FunctionTool
+from llama_index.core.agent.workflow import AgentOutput, FunctionAgent, ReActAgent, ToolCallResult
+from llama_index.core.base.response.schema import StreamingResponse
+from llama_index.core.chat_engine.types import ChatMode
+from llama_index.core.tools import BaseTool, FunctionTool
 
 from furiosa_integrations.engine import StructuredOutputsParams
 from furiosa_integrations.llama_index import FuriosaEmbedding, FuriosaLLM
 
 pytestmark = pytest.mark.models  # every test here loads a model
+
+AgentTools = list[BaseTool | Callable[..., Any]]  # the agents' ``tools`` (a list: invariant)
 
 DOCUMENTS = [
     Document(
@@ -58,6 +65,7 @@ def test_query_engine_retrieves_the_right_node_and_answers_from_it(
 def test_streaming_query_engine(index: VectorStoreIndex, llm: FuriosaLLM) -> None:
     engine = index.as_query_engine(llm=llm, similarity_top_k=1, streaming=True)
     response = engine.query("How high is Mount Tevar?")
+    assert isinstance(response, StreamingResponse)
     assert response.source_nodes[0].node.metadata["source"] == "mountain.txt"
     tokens = list(response.response_gen)
     assert len(tokens) > 3
@@ -72,7 +80,7 @@ async def test_async_query_engine(index: VectorStoreIndex, llm: FuriosaLLM) -> N
 
 
 def test_context_chat_engine_over_two_turns(index: VectorStoreIndex, llm: FuriosaLLM) -> None:
-    chat = index.as_chat_engine(chat_mode="context", llm=llm, similarity_top_k=1)
+    chat = index.as_chat_engine(chat_mode=ChatMode.CONTEXT, llm=llm, similarity_top_k=1)
     first = chat.chat("In which town is the Zorblax festival held?")
     assert "Quillon" in str(first)
     second = chat.chat("On what date is the festival held?")
@@ -103,7 +111,7 @@ def _arithmetic_tools(calls: list[tuple[str, int, int]], return_direct: bool) ->
 async def test_function_agent_calls_a_tool_and_uses_its_result(llm: FuriosaLLM) -> None:
     calls: list[tuple[str, int, int]] = []
     agent = FunctionAgent(
-        tools=_arithmetic_tools(calls, return_direct=False),
+        tools=cast(AgentTools, _arithmetic_tools(calls, return_direct=False)),
         llm=llm,
         system_prompt="You are a calculator assistant.",
         # The first turn must call multiply (a constrained, named tool call); the
@@ -135,12 +143,12 @@ async def test_react_agent_completes_a_tool_using_task() -> None:
     # return_direct: the tool's output is the answer, so every LLM turn is an action and
     # one grammar fits all of them.
     tools = _arithmetic_tools(calls, return_direct=True)
-    grammar = _react_grammar([t.metadata.name for t in tools])
+    grammar = _react_grammar([t.metadata.get_name() for t in tools])
     react_llm = FuriosaLLM(
         temperature=0.0, max_tokens=96, structured_outputs=StructuredOutputsParams(grammar=grammar)
     )
-    agent = ReActAgent(tools=tools, llm=react_llm)
-    response = await agent.run(user_msg="What is 12 times 7?")
+    agent = ReActAgent(tools=cast(AgentTools, tools), llm=react_llm)
+    response: AgentOutput = await agent.run(user_msg="What is 12 times 7?")
     assert calls == [("multiply", 12, 7)]
     assert str(response) == "84"
     assert [r.tool_name for r in response.tool_calls] == ["multiply"]

@@ -64,7 +64,7 @@ def _check_multiply_call(llm: FuriosaLLM, response: ChatResponse) -> None:
     assert call["function"]["name"] == "multiply"
     assert json.loads(call["function"]["arguments"]) == {"a": 12, "b": 7}
     assert "<tool_call>" not in (message.content or "")
-    assert response.raw["finish_reason"] == "tool_calls"
+    assert response.raw is not None and response.raw["finish_reason"] == "tool_calls"
     assert response.additional_kwargs["completion_tokens"] > 0
 
 

@@ -37,7 +37,9 @@ def llm() -> FuriosaLLM:
 
 
 def test_completes_the_capital_of_france(llm: FuriosaLLM) -> None:
-    decoder = llm.engine.native.decoder  # type: ignore[attr-defined]
+    assert llm.engine is not None
+    native: Any = llm.engine.native
+    decoder = native.decoder
     assert decoder.native and decoder.family == "gemma3_text"
     # A base model has no chat template: the prompt goes to it as written (with its <bos>).
     text = llm.complete("The capital of France is", formatted=True).text
@@ -47,6 +49,7 @@ def test_completes_the_capital_of_france(llm: FuriosaLLM) -> None:
 async def test_greedy_tokens_match_transformers(llm: FuriosaLLM) -> None:
     from transformers import AutoModelForCausalLM
 
+    assert llm.engine is not None
     native: Any = llm.engine.native
     reference = AutoModelForCausalLM.from_pretrained(str(native.model_path), dtype=torch.float32)
     texts = [

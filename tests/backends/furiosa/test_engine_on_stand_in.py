@@ -25,6 +25,7 @@ from furiosa_integrations.engine import (
     InvalidRequestError,
     LLMEngine,
     PoolingParams,
+    RequestOutput,
     RequestOutputKind,
     SamplingParams,
     StructuredOutputsParams,
@@ -202,6 +203,7 @@ def test_seed_sync_api_over_the_furiosa_backend(chat_engine: AsyncEngine) -> Non
         while engine.has_unfinished_requests():
             for out in engine.step():
                 if out.finished:
+                    assert isinstance(out, RequestOutput)
                     done[out.request_id] = out
         assert set(done) == {"q0", "q2", "q3", "q5"}
         assert len({d.outputs[0].text for d in done.values()}) == 1  # greedy, same prompt

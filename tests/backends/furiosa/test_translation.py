@@ -205,8 +205,9 @@ def test_invalid_options_fail_as_furiosa_llm_would(ours: dict, theirs: dict) -> 
 
 def test_options_furiosa_llm_cannot_honour_are_refused() -> None:
     for option in ("presence_penalty", "frequency_penalty"):
+        penalty: dict[str, Any] = {option: 0.5}
         with pytest.raises(InvalidRequestError, match=option):
-            to_furiosa_sampling_params(SamplingParams(**{option: 0.5}))
+            to_furiosa_sampling_params(SamplingParams(**penalty))
     with pytest.raises(InvalidRequestError, match="seed"):
         to_furiosa_sampling_params(SamplingParams(temperature=0.8, seed=1))
 

@@ -68,7 +68,7 @@ async def test_task_cancel_ends_the_server_request(
 async def test_explicit_abort_ends_the_server_request(
     remote_chat: AsyncEngine, served: FuriosaServer
 ) -> None:
-    reasons = []
+    reasons: list[str | None] = []
     async for chunk in remote_chat.stream(messages=MESSAGES, params=LONG, request_id="abort-me"):
         if chunk.token_ids and not reasons:
             await remote_chat.abort("abort-me")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ CHATS = [
 ]
 
 
-async def both(remote: AsyncEngine, local: AsyncEngine, **request: object) -> tuple[object, object]:
+async def both(remote: AsyncEngine, local: AsyncEngine, **request: Any) -> tuple[object, object]:
     return await asyncio.gather(remote.generate(**request), local.generate(**request))
 
 

@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from typing import TypedDict, cast
 
 import pytest
 
@@ -17,6 +18,7 @@ from furiosa_integrations.engine import (
     EngineArgs,
     LLMEngine,
     PoolingParams,
+    RequestOutput,
     RequestOutputKind,
     SamplingParams,
 )
@@ -27,7 +29,13 @@ from .servers import FuriosaServer
 
 pytestmark = pytest.mark.models
 
-GREEDY = dict(temperature=0.0, max_tokens=8)
+
+class Greedy(TypedDict):
+    temperature: float
+    max_tokens: int
+
+
+GREEDY = Greedy(temperature=0.0, max_tokens=8)
 
 
 def test_engine_args_take_a_base_url() -> None:
@@ -62,7 +70,7 @@ async def test_async_llm_engine_over_the_server(
         assert ours[-1].finished and ours[-1].prompt_token_ids == want[-1].prompt_token_ids
     # Abort by id ends the stream as aborted, here and on the server.
     long = SamplingParams(max_tokens=2000, temperature=0.0, ignore_eos=True)
-    reasons = []
+    reasons: list[str | None] = []
     async for out in api.generate(prompt, long, "served-abort"):
         if not reasons:
             await api.abort("served-abort")
@@ -86,9 +94,9 @@ def test_llm_engine_steps_over_the_server(
 ) -> None:
     engine = LLMEngine.from_engine_args(EngineArgs(base_url=furiosa_server.base_url))
     engine.add_request("step-1", "The capital of France is", SamplingParams(**GREEDY))
-    finished = []
+    finished: list[RequestOutput] = []
     while engine.has_unfinished_requests():
-        finished += [o for o in engine.step() if o.finished]
+        finished += [cast(RequestOutput, o) for o in engine.step() if o.finished]
     want = chat_engine.generate_sync("The capital of France is", params=SamplingParams(**GREEDY))
     assert [o.outputs[0].text for o in finished] == [want.text]
     engine.shutdown()

@@ -5,7 +5,7 @@ furiosa-llm's real server."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Literal
 
 import pytest
 from langchain_core.messages import AIMessageChunk
@@ -139,7 +139,9 @@ def test_auto_tool_choice_needs_no_server_flags(furiosa_server: FuriosaServer) -
 
 
 @pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
-def test_structured_output_every_method(chat: FuriosaChat, method: str) -> None:
+def test_structured_output_every_method(
+    chat: FuriosaChat, method: Literal["json_schema", "function_calling", "json_mode"]
+) -> None:
     if method == "json_mode":
         value = chat.with_structured_output(None, method="json_mode").invoke(
             ADA + ' Reply in JSON with the keys "name" and "age".'
@@ -157,11 +159,12 @@ def test_streaming_reports_usage(chat: FuriosaChat, local_chat: FuriosaChat) -> 
         full = chunk if full is None else full + chunk  # type: ignore[assignment]
     assert full is not None and full.usage_metadata is not None
     local = local_chat.invoke("Name a planet.")
+    assert local.usage_metadata is not None
     assert full.content == local.content
     # Token counts agree; how much of the prompt each engine found cached
     # depends on what it served before (the server caches whole blocks), so
     # only the presence of the cache figure is compared.
-    counts = ("input_tokens", "output_tokens", "total_tokens")
+    counts: Final = ("input_tokens", "output_tokens", "total_tokens")
     assert {k: full.usage_metadata[k] for k in counts} == {
         k: local.usage_metadata[k] for k in counts
     }

@@ -39,7 +39,10 @@ def test_the_key_is_never_shown(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # httpx's and ours, at their most talkative
     chat = FuriosaChat(
-        base_url=healthy_victim.base_url, api_key=VICTIM_KEY, temperature=0, max_tokens=4
+        base_url=healthy_victim.base_url,
+        api_key=VICTIM_KEY,  # type: ignore[arg-type]  # a str: validated into a SecretStr
+        temperature=0,
+        max_tokens=4,
     )
     assert isinstance(chat.api_key, SecretStr)
     recorder = Recorder()
@@ -77,7 +80,7 @@ def test_keys_from_the_environment_and_other_adapters(
     llm = FuriosaLLM(temperature=0.0, max_tokens=2)
     assert llm.complete("Hi").text is not None
     assert VICTIM_KEY not in repr(llm) + llm.model_dump_json()
-    embeddings = FuriosaEmbeddings(api_key="sk-other-key")
+    embeddings = FuriosaEmbeddings(api_key="sk-other-key")  # type: ignore[arg-type]
     assert "sk-other-key" not in repr(embeddings)
 
 

@@ -124,7 +124,7 @@ async def test_score_inputs_and_tasks_are_checked(
             ([QUERY, QUERY], DOCS, "one query per document"),
         ]:
             with pytest.raises(InvalidRequestError, match=match):
-                await engine.score(query, docs)
+                await engine.score(query, docs)  # type: ignore[arg-type]
         with pytest.raises(UnsupportedTaskError, match="does not support embeddings"):
             await engine.embed(["a text"])
         with pytest.raises(UnsupportedTaskError, match="does not support scoring"):

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from furiosa_integrations.backends.torch import create_torch_engine
-from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
+from furiosa_integrations.backends.torch.decoders import NativeDecoder, PrefillSegment, load_decoder
 from furiosa_integrations.backends.torch.loader import read_config
 from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
 from furiosa_integrations.models.tokenizer import load_tokenizer
@@ -110,6 +110,7 @@ def test_gguf_groups_run_our_kernels_path(
     decoder = load_decoder(
         path, read_config(path), torch.device("cpu"), torch.float32, 256, light_weights=True
     )
+    assert isinstance(decoder, NativeDecoder)
     assert decoder.own_kernels and "Q4_1" in decoder.weights, decoder.weights
     prompts = tiny_models.prompts_of_many_lengths(seed=3)
     a, b = prompts[1], prompts[3]

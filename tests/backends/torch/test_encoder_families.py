@@ -65,7 +65,7 @@ def _st_modules() -> Any:
     try:  # sentence-transformers 6
         from sentence_transformers.sentence_transformer import modules
     except ImportError:  # 5.x
-        from sentence_transformers import models as modules
+        from sentence_transformers import models as modules  # type: ignore[attr-defined,no-redef]
     return modules
 
 

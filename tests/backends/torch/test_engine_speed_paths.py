@@ -219,7 +219,11 @@ def test_gguf_weights_keep_the_files_groups(
     token as fp32 weights on a clear prompt; the scripted step equals the eager one; every
     row's logits independent of the batch (bit for bit). A decode step's layers are one op
     (``decode_layers``), the same bits as the per-op layers."""
-    from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
+    from furiosa_integrations.backends.torch.decoders import (
+        NativeDecoder,
+        PrefillSegment,
+        load_decoder,
+    )
     from furiosa_integrations.backends.torch.kernels.grouped_linear import native_kernel_loaded
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
@@ -233,6 +237,7 @@ def test_gguf_weights_keep_the_files_groups(
     path = resolve_model(None, "generate").path
     config = read_config(path)
     grouped = load_decoder(path, config, cpu, torch.float32, 256, light_weights=True)
+    assert isinstance(grouped, NativeDecoder)
     layers = len(grouped.model.layers) * 4
     assert grouped.weights == f"Q4_1 x{layers}, Q8_0 x1 ({bits}-bit activations)"
     assert grouped.layers.fused_layers

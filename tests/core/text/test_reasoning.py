@@ -19,7 +19,12 @@ from furiosa_integrations.core.text.reasoning import (
     template_has_thinking,
 )
 from furiosa_integrations.core.text.tool_call_parser import ToolCallParser
-from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
+from furiosa_integrations.engine import (
+    AsyncEngine,
+    SamplingParams,
+    StructuredOutputsParams,
+    ToolCall,
+)
 
 # DeepSeek-R1 style: the generation prompt opens the thinking section itself.
 OPENS_THINK = (
@@ -38,8 +43,11 @@ MAY_THINK = (
 QUESTION = [{"role": "user", "content": "What is two plus two?"}]
 
 
-def _feed(parser: ReasoningParser | ChainedParser, text: str, size: int) -> tuple[str, str, list]:
-    content, reasoning, calls = "", "", []
+def _feed(
+    parser: ReasoningParser | ChainedParser, text: str, size: int
+) -> tuple[str, str, list[ToolCall]]:
+    content, reasoning = "", ""
+    calls: list[ToolCall] = []
     for start in range(0, len(text), size):
         c, r, t = parser.feed(text[start : start + size])
         content, reasoning, calls = content + c, reasoning + r, calls + t
@@ -87,7 +95,8 @@ def test_reasoning_then_tool_calls() -> None:
 
 def test_thinking_is_detected_from_the_template(chat_engine: AsyncEngine) -> None:
     assert template_has_thinking(OPENS_THINK) and template_has_thinking(MAY_THINK)
-    assert not template_has_thinking(chat_engine.tokenizer.chat_template)
+    template = chat_engine.tokenizer.chat_template
+    assert isinstance(template, str) and not template_has_thinking(template)
     assert reasoning_parser_factory(chat_engine.tokenizer, "any prompt") is None
     assert prompt_opens_thinking("<|im_start|>assistant\n<think>\n")
     assert not prompt_opens_thinking("<think>\n\n</think>\n\n")

@@ -117,7 +117,9 @@ async def test_forced_calls_name_an_offered_tool_with_valid_arguments(
     ]
     required_alone = [(q, [SEARCH], "required") for q in QUESTIONS]
     required_among_others = [(q, TOOLS, "required") for q in QUESTIONS]
-    jobs = named_alone + named_among_others + required_alone + required_among_others
+    jobs: list[tuple[str, list[dict], Any]] = (
+        named_alone + named_among_others + required_alone + required_among_others
+    )
     results = await _run_all(chat_engine, jobs)
     for (question, tools, choice), result in zip(jobs, results, strict=True):
         completion = result.outputs[0]
@@ -253,7 +255,7 @@ async def test_streaming_yields_text_then_whole_calls(chat_engine: AsyncEngine) 
 async def test_history_with_calls_and_results_renders_and_continues(
     chat_engine: AsyncEngine,
 ) -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "What is the weather in Paris and Rome?"},
         {
             "role": "assistant",
@@ -307,7 +309,7 @@ TOOLS_TEMPLATE = (
 
 async def test_template_with_tool_support_renders_tools_itself(chat_engine: AsyncEngine) -> None:
     kwargs = {"chat_template": TOOLS_TEMPLATE}
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "Add 2 and 3."},
         {
             "role": "assistant",

@@ -315,7 +315,8 @@ async def test_explicit_format_is_constrained_and_parsed(chat_engine: AsyncEngin
 
 
 def _feed(parser: ToolCallParser, text: str, size: int) -> tuple[str, list[ToolCall]]:
-    content, calls = "", []
+    content = ""
+    calls: list[ToolCall] = []
     for start in range(0, len(text), size):
         piece, _, new = parser.feed(text[start : start + size])
         content, calls = content + piece, calls + new

@@ -15,7 +15,7 @@ from furiosa_integrations.backends.torch.kernels.grouped_linear import native_ke
 
 def reference(*args: object) -> torch.Tensor:
     return torch.ops.furiosa.cache_attention.default.redispatch(  # type: ignore[no-any-return]
-        torch._C.DispatchKeySet("CompositeExplicitAutograd"), *args
+        torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd), *args
     )
 
 

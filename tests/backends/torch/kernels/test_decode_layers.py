@@ -17,7 +17,7 @@ from tests.backends.torch.kernels.test_layer_ops import tables_at
 native = pytest.mark.skipif(
     platform.machine() != "x86_64", reason="the native kernels are x86 (AVX2)"
 )
-REFERENCE = torch._C.DispatchKeySet("CompositeExplicitAutograd")
+REFERENCE = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
 decode_layers = torch.ops.furiosa.decode_layers  # the native kernel where it is loaded
 HIDDEN, HEADS, KV_HEADS, DIM, INTERMEDIATE, LAYERS = 128, 2, 1, 64, 192, 2
 

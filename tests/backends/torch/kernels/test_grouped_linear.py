@@ -69,7 +69,7 @@ def test_native_kernel_multiplies_the_exact_weights_row_by_row(
     out = grouped_linear(x, weight, None)
     # the same arithmetic written out in torch ops (the op's reference kernel)
     reference = torch.ops.furiosa.grouped_linear.default.redispatch(
-        torch._C.DispatchKeySet("CompositeExplicitAutograd"), x, *weight
+        torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd), x, *weight
     )
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
     # close to the exact product with the dequantized weights: 16-bit activations within
@@ -100,7 +100,7 @@ def test_reference_kernel_quantizes_activations_per_group(bits: int) -> None:
     x = torch.randn(3, 64)
     x[1, :32] = 0.0  # a group of zeros: scale 0, codes 0
     out = torch.ops.furiosa.grouped_linear.default.redispatch(
-        torch._C.DispatchKeySet("CompositeExplicitAutograd"), x, *weight
+        torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd), x, *weight
     )
     groups = x.reshape(3, 2, 32)
     scale = groups.abs().amax(-1, keepdim=True) / levels

@@ -18,7 +18,7 @@ from furiosa_integrations.backends.torch.kernels.layer_ops import rotary_store, 
 native = pytest.mark.skipif(
     platform.machine() != "x86_64", reason="the native kernels are x86 (AVX2)"
 )
-REFERENCE = torch._C.DispatchKeySet("CompositeExplicitAutograd")
+REFERENCE = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
 
 
 def tables_at(positions: torch.Tensor, rotary_dim: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,6 +34,6 @@ def test_native_rms_norm_matches_torch_row_by_row() -> None:
 def test_reference_kernel_is_f_rms_norm() -> None:
     x, weight = torch.randn(3, 64), torch.randn(64)
     out = torch.ops.furiosa.rms_norm.default.redispatch(
-        torch._C.DispatchKeySet("CompositeExplicitAutograd"), x, weight, 1e-5
+        torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd), x, weight, 1e-5
     )
     assert torch.equal(out, torch.nn.functional.rms_norm(x, (64,), weight, 1e-5))
