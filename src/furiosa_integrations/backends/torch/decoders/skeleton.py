@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..huge_pages import in_huge_pages
 from ..kv_cache import SlotKVCache
 from ..layers import activation
 from ..packed_linear import (
@@ -80,6 +81,7 @@ class NativeDecoder:
                 if on_packed is not None:
                     on_packed(_plain(packed[i]), weight)
                 packed[i] = weight
+            packed = in_huge_pages(packed)  # the groups in 2 MB pages, in a step's order
             for i, layer in enumerate(model.layers):
                 layer.qkv, layer.o, layer.up, layer.down = packed[4 * i : 4 * i + 4]
             model.lm_head = packed[-1]  # a tied head's embedding table stays plain
