@@ -156,9 +156,15 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
     # ---- the one streaming code path ----
 
     def _request(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool = False,
+        token_callbacks: bool = True,
     ) -> tuple[AsyncEngine, dict[str, Any]]:
-        """The engine to use and the arguments of its ``stream`` call."""
+        """The engine to use and the arguments of its ``stream`` call, for how the tokens
+        will be read (``params_for_reading``)."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
         options.pop("stream", None)  # LangChain's own switch, already acted on
@@ -177,6 +183,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         if answer is not None:
             request["params"] = request["params"].clone(structured_outputs=answer)
         request["messages"] = to_engine_messages(messages)
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         return engine, request
 
     def _iter_chunks(
@@ -187,8 +194,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         streaming: bool = False,
         token_callbacks: bool = True,
     ) -> Iterator[tuple[int, ChatGenerationChunk, Usage | None]]:
-        engine, request = self._request(messages, stop, kwargs)
-        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
+        engine, request = self._request(messages, stop, kwargs, streaming, token_callbacks)
         convert = ChatChunkConverter(engine.model_name)
         with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
@@ -202,8 +208,7 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         streaming: bool = False,
         token_callbacks: bool = True,
     ) -> AsyncGenerator[tuple[int, ChatGenerationChunk, Usage | None], None]:
-        engine, request = self._request(messages, stop, kwargs)
-        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
+        engine, request = self._request(messages, stop, kwargs, streaming, token_callbacks)
         convert = ChatChunkConverter(engine.model_name)
         async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:

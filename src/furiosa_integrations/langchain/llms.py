@@ -94,13 +94,21 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
     # ---- the one streaming code path ----
 
     def _request(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        prompt: str,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        streaming: bool,
+        token_callbacks: bool,
     ) -> tuple[AsyncEngine, dict[str, Any]]:
-        """The engine to use and the arguments of its ``stream`` call."""
+        """The engine to use and the arguments of its ``stream`` call, for how the tokens
+        will be read (``params_for_reading``)."""
         options = dict(kwargs)
         engine = self._get_engine(options.pop("model", None))
         options.pop("stream", None)  # LangChain's own switch, already acted on
-        return engine, {"prompt": prompt, **self._completion_request(options, stop)}
+        request = self._completion_request(options, stop)
+        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
+        return engine, {"prompt": prompt, **request}
 
     def _iter_chunks(
         self,
@@ -110,8 +118,7 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         streaming: bool = False,
         token_callbacks: bool = True,
     ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
-        engine, request = self._request(prompt, stop, kwargs)
-        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
+        engine, request = self._request(prompt, stop, kwargs, streaming, token_callbacks)
         with closing(engine.stream_sync(**request)) as stream:
             for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
@@ -124,8 +131,7 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         streaming: bool = False,
         token_callbacks: bool = True,
     ) -> AsyncGenerator[tuple[int, GenerationChunk, Usage | None], None]:
-        engine, request = self._request(prompt, stop, kwargs)
-        request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
+        engine, request = self._request(prompt, stop, kwargs, streaming, token_callbacks)
         async with aclosing(engine.stream(**request)) as stream:
             async for chunk in stream:
                 yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
