@@ -7,12 +7,13 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from furiosa_integrations.backends.torch import generation_engine
+from furiosa_integrations.backends.torch import engine_thread, generation_engine
 from furiosa_integrations.backends.torch.engine_thread import ComputeThread
 from furiosa_integrations.backends.torch.generation_engine import TorchGenerationEngine
 from furiosa_integrations.engine import AsyncEngine, SamplingParams
@@ -120,3 +121,42 @@ async def test_shutdown_from_inside_a_step_waits_for_the_step(
     with pytest.raises(EngineDeadError, match="shut down"):
         await asyncio.wait_for(engine.generate([5, 6], params=GREEDY), timeout=30)
     assert not engine.is_alive()
+
+
+async def test_background_work_runs_in_pieces_between_steps(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work a load leaves for later (the move into huge pages) runs a piece at a time: when
+    the thread is idle, and every ``BACKGROUND_EVERY`` rounds while an engine is busy, so
+    requests are served meanwhile; a piece that raises ends that work, not the engine."""
+    pieces: list[int] = []  # the engine's decode steps so far, at each piece
+    failing = threading.Event()
+
+    def piece(self: TorchGenerationEngine) -> bool:
+        pieces.append(self.num_steps)
+        if failing.is_set():
+            raise OSError("the mapping went away")
+        time.sleep(0.001)
+        return True
+
+    monkeypatch.setattr(TorchGenerationEngine, "background_work", piece)
+    engine = _engine(tiny)
+    try:
+        params = SamplingParams(max_tokens=24, temperature=0, ignore_eos=True)
+        out = await asyncio.wait_for(engine.generate([5, 6, 7], params=params), timeout=60)
+        assert len(out.outputs[0].token_ids) == 24
+        # while the request ran: a piece every few steps, not one a step
+        during = [steps for steps in pieces if 0 < steps < 23]
+        assert during and len(during) <= 23 // engine_thread.BACKGROUND_EVERY + 1
+        idle = len(pieces)
+        await asyncio.sleep(0.1)
+        assert len(pieces) > idle + 10  # idle: the pieces run one after another
+        failing.set()
+        await asyncio.sleep(0.1)
+        ended = len(pieces)
+        again = await asyncio.wait_for(engine.generate([5, 6], params=GREEDY), timeout=30)
+        assert len(again.outputs[0].token_ids) == 4 and engine.is_alive()
+        await asyncio.sleep(0.1)
+        assert len(pieces) == ended  # the raise ended the work: no more pieces
+    finally:
+        engine.shutdown()

@@ -12,6 +12,10 @@ of its own. Engines take turns, one step each.
 
 A step that raises kills only its own engine: it is marked dead, its requests fail with
 ``EngineDeadError``, every later call says so, and the other engines keep running.
+
+Work a load leaves for later (``EngineThread.background_work``: a decoder's move into
+huge pages) runs in pieces of a few ms: while no engine has a step to run, and one piece
+every ``BACKGROUND_EVERY`` rounds of steps, so a busy engine finishes it too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+BACKGROUND_EVERY = 4  # rounds of steps per piece of background work while engines are busy
+
 
 class ComputeThread:
     """Runs engines' steps (round robin, while any has work) and one-off calls (loads)."""
@@ -41,6 +47,7 @@ class ComputeThread:
         self._engines: list[EngineThread] = []
         self._calls: deque[tuple[Callable[[], object], Future[object]]] = deque()
         self._exiting = False  # set once its last engine left: the next user gets a new one
+        self._background: list[EngineThread] = []  # engines with background work left
         self._thread = threading.Thread(target=self._main, name="furiosa-torch", daemon=True)
         self._thread.start()
 
@@ -82,6 +89,7 @@ class ComputeThread:
         with self._cond:
             if not self._exiting:
                 self._engines.append(engine)
+                self._background.append(engine)
                 self._cond.notify()
                 return self
         return ComputeThread.shared().add(engine)
@@ -91,6 +99,8 @@ class ComputeThread:
         with ComputeThread._shared_lock, self._cond:
             if engine in self._engines:
                 self._engines.remove(engine)
+            if engine in self._background:
+                self._background.remove(engine)
             if not self._engines:
                 self._exiting = True
 
@@ -103,9 +113,15 @@ class ComputeThread:
             self._thread.join(timeout)
 
     def _main(self) -> None:
+        rounds = 0  # rounds of steps run
         while True:
             with self._cond:
-                while not self._calls and not self._busy() and not self._exiting:
+                while (
+                    not self._calls
+                    and not self._busy()
+                    and not self._exiting
+                    and not self._background
+                ):
                     self._cond.wait(timeout=1.0)
                 calls = list(self._calls)
                 self._calls.clear()
@@ -118,9 +134,29 @@ class ComputeThread:
                     future.set_exception(exc)
             with self._cond:  # after the calls: an engine may have left
                 engines = list(self._engines)
+            stepped = False
             for engine in engines:
                 if engine.has_work():
                     engine._run_step()
+                    stepped = True
+            rounds += stepped
+            if not stepped or rounds % BACKGROUND_EVERY == 0:
+                self._background_piece()
+
+    def _background_piece(self) -> None:
+        """One piece of the first engine's background work that has some left."""
+        while self._background:
+            engine = self._background[0]
+            try:
+                more = engine in self._engines and engine.background_work()
+            except Exception:  # only the gain is lost: the weights stay where they were
+                logger.exception("engine %s: background work failed", engine.name)
+                more = False
+            if more:
+                return
+            with self._cond:
+                if engine in self._background:
+                    self._background.remove(engine)
 
     def _busy(self) -> list[EngineThread]:
         return [e for e in self._engines if e.has_work()]
@@ -154,6 +190,11 @@ class EngineThread:
     def on_stop(self, error: BaseException) -> None:
         """Fail everything still in flight with ``error``."""
         raise NotImplementedError
+
+    def background_work(self) -> bool:
+        """One piece (a few ms) of work the load left for later; True while pieces are left.
+        Runs on the compute thread, between steps."""
+        return False
 
     def wake(self) -> None:
         if self._compute is not None:

@@ -227,6 +227,9 @@ class TorchGenerationEngine(EngineThread, NativeEngineBase):
     def has_work(self) -> bool:
         return bool(self._inbox or self._aborted or self._waiting or self._running)
 
+    def background_work(self) -> bool:
+        return self.decoder.settle()  # the groups into huge pages, a piece at a time
+
     @torch.inference_mode()
     def step(self) -> None:
         self._take_inbox()

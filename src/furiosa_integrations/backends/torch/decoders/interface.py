@@ -60,6 +60,10 @@ class Decoder(Protocol):
     @property
     def cache(self) -> DecoderCache: ...
 
+    def settle(self) -> bool:
+        """One piece of work the load left for between steps; True while pieces are left."""
+        ...
+
     def prefill(self, tokens: torch.Tensor, segments: list[PrefillSegment]) -> torch.Tensor:
         """Packed new tokens of several sequences -> each one's last logits ``[S, V]``."""
         ...

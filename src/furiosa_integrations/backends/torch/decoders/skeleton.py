@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..huge_pages import in_huge_pages
+from ..huge_pages import HugePageMove
 from ..kv_cache import SlotKVCache
 from ..layers import activation
 from ..packed_linear import (
@@ -72,6 +72,7 @@ class NativeDecoder:
         elif packing_available(device, dtype):
             packer = pack
         self.weights = str(dtype).removeprefix("torch.")
+        self._pages: HugePageMove | None = None
         if packer is not None:
             fours = [(layer.qkv, layer.o, layer.up, layer.down) for layer in model.layers]
             packed = [w for four in fours for w in four] + [model.lm_head]
@@ -81,7 +82,8 @@ class NativeDecoder:
                 if on_packed is not None:
                     on_packed(_plain(packed[i]), weight)
                 packed[i] = weight
-            packed = in_huge_pages(packed)  # the groups in 2 MB pages, in a step's order
+            # the groups into 2 MB pages, in a step's order, between steps (``settle``)
+            self._pages = HugePageMove.of(packed)
             for i, layer in enumerate(model.layers):
                 layer.qkv, layer.o, layer.up, layer.down = packed[4 * i : 4 * i + 4]
             model.lm_head = packed[-1]  # a tied head's embedding table stays plain
@@ -102,6 +104,16 @@ class NativeDecoder:
         self.stack = compile_stack(self.layers, device)
 
     # ---- the engine-facing steps (the layers' math is in ``LayerStack``) ----
+
+    @torch.inference_mode()  # the weights may be inference tensors
+    def settle(self) -> bool:
+        """One piece of the move into huge pages the load left for later (``huge_pages``);
+        True while pieces are left."""
+        if self._pages is None:
+            return False
+        if not self._pages.advance():
+            self._pages = None
+        return self._pages is not None
 
     def _embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         m = self.model

@@ -102,6 +102,9 @@ class TransformersDecoder:
         logits: torch.Tensor = out.logits[0, -1].float()
         return logits
 
+    def settle(self) -> bool:
+        return False  # nothing left from the load
+
     @torch.inference_mode()
     def prefill(self, tokens: torch.Tensor, segments: list[PrefillSegment]) -> torch.Tensor:
         rows = []
