@@ -10,17 +10,18 @@ from furiosa_integrations.backends.torch.decoders import PrefillSegment
 from furiosa_integrations.backends.torch.decoders.layer_stack import LayerStack
 
 
-def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None:
-    """``decoder``'s scripted decode steps, the same layers run eagerly (same weights), and
-    the layers as separate ops (where a step's layers are one op, ``decode_layers``): equal
-    logits through three batched decode steps after a packed prefill of ``prompts``
-    (prefill runs the layers eagerly either way)."""
-    scripted = decoder.stack
-    assert isinstance(scripted, torch.jit.ScriptModule)
+def assert_decode_paths_agree(decoder: Any, prompts: list[list[int]]) -> None:
+    """``decoder``'s own decode steps (scripted, or eager where a step's layers are one op,
+    ``decode_layers``), the same layers run eagerly (same weights), and the layers as
+    separate ops: equal logits through three batched decode steps after a packed prefill of
+    ``prompts`` (prefill runs the layers eagerly either way)."""
+    own = decoder.stack
+    # a fused stack runs as it is: its decode step is one op, nothing to script
+    assert isinstance(own, torch.jit.ScriptModule) != own.fused_layers
     results = []
     eager = LayerStack(decoder.model, decoder.windows, decoder.own_kernels)
     per_op = LayerStack(decoder.model, decoder.windows, decoder.own_kernels, fuse=False)
-    for stack in (scripted, eager, per_op):
+    for stack in (own, eager, per_op):
         decoder.stack = stack
         decoder.cache.ensure(len(prompts), 64)
         starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
@@ -31,7 +32,7 @@ def assert_scripted_equals_eager(decoder: Any, prompts: list[list[int]]) -> None
             steps.append(decoder.decode(steps[-1].argmax(-1), positions))
             positions = positions + 1
         results.append(steps)
-    decoder.stack = scripted
+    decoder.stack = own
     for steps in results[1:]:
         for a, b in zip(results[0], steps, strict=True):
             assert torch.equal(a, b)

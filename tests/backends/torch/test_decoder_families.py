@@ -23,7 +23,7 @@ from furiosa_integrations.backends.torch.loader import read_config
 from furiosa_integrations.engine import AsyncEngine, SamplingParams, StructuredOutputsParams
 from furiosa_integrations.models.tokenizer import load_tokenizer
 from tests.backends.torch import tiny_models
-from tests.backends.torch.decoder_checks import assert_scripted_equals_eager
+from tests.backends.torch.decoder_checks import assert_decode_paths_agree
 from tests.engine_checks import wait_idle
 
 pytestmark = pytest.mark.models  # every test here loads a model
@@ -122,7 +122,7 @@ def test_gguf_groups_run_our_kernels_path(
         with torch.inference_mode():
             expected = reference(torch.tensor([prompt])).logits[0, -1]
         assert (row - expected).abs().max() < 1e-3 * expected.abs().max()
-    assert_scripted_equals_eager(decoder, prompts[:3])
+    assert_decode_paths_agree(decoder, prompts[:3])
     assert_rows_on_their_own(decoder, prompts[0], prompts[2])
 
 
@@ -132,7 +132,7 @@ def test_scripted_layers_equal_eager_bit_for_bit(tiny: Tiny) -> None:
     decoder = load_decoder(
         tiny.path, read_config(tiny.path), torch.device("cpu"), torch.float32, 256
     )
-    assert_scripted_equals_eager(decoder, tiny_models.prompts_of_many_lengths(seed=2)[:3])
+    assert_decode_paths_agree(decoder, tiny_models.prompts_of_many_lengths(seed=2)[:3])
 
 
 async def test_batched_greedy_equals_transformers_generate(tiny: Tiny, engine: AsyncEngine) -> None:

@@ -228,7 +228,7 @@ def test_gguf_weights_keep_the_files_groups(
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
-    from tests.backends.torch.decoder_checks import assert_scripted_equals_eager
+    from tests.backends.torch.decoder_checks import assert_decode_paths_agree
 
     if not native_kernel_loaded():
         pytest.skip("the GGUF kernels are native (x86 with AVX2 and a C++ compiler)")
@@ -251,7 +251,7 @@ def test_gguf_weights_keep_the_files_groups(
     assert int(logits[0].argmax()) == int(logits[1].argmax())
     assert (logits[0] - logits[1]).abs().max() < tolerance * logits[0].abs().max()
     prompts = ["The capital of France is", "Write a haiku about rain."]
-    assert_scripted_equals_eager(grouped, [tokenizer.encode(p) for p in prompts])
+    assert_decode_paths_agree(grouped, [tokenizer.encode(p) for p in prompts])
     assert_rows_on_their_own(grouped, tokenizer.encode("Once upon a time"), ids)
 
 
@@ -332,7 +332,7 @@ def test_default_decoder_steps_run_scripted_and_equal_eager() -> None:
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
-    from tests.backends.torch.decoder_checks import assert_scripted_equals_eager
+    from tests.backends.torch.decoder_checks import assert_decode_paths_agree
 
     cpu = torch.device("cpu")
     path = resolve_model(None, "generate").path
@@ -341,4 +341,4 @@ def test_default_decoder_steps_run_scripted_and_equal_eager() -> None:
     )
     tokenizer = load_tokenizer(path)
     prompts = ["The capital of France is", "Write a haiku about rain.", "1, 2, 3,"]
-    assert_scripted_equals_eager(decoder, [tokenizer.encode(p) for p in prompts])
+    assert_decode_paths_agree(decoder, [tokenizer.encode(p) for p in prompts])
