@@ -6,6 +6,7 @@ pages, the pages really are huge ones."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 
@@ -123,6 +124,16 @@ def test_a_decoder_gives_the_same_logits_before_and_after_its_move(
     while decoder.settle():
         pass
     assert first.codes.data_ptr() != where and first.codes.data_ptr() % HUGE_PAGE == 0
+    assert torch.equal(logits(), before)
+    # A second load maps the groups the first one kept; once they have moved, nothing
+    # holds that file's pages any more (memory is not spent twice).
+    (kept,) = (tmp_path / "cache" / "groups").glob("*.safetensors")
+    decoder = load_decoder(path, read_config(path), torch.device("cpu"), torch.float32, 256, True)
+    assert str(kept) in Path("/proc/self/maps").read_text()
+    while decoder.settle():
+        pass
+    gc.collect()
+    assert str(kept) not in Path("/proc/self/maps").read_text()
     assert torch.equal(logits(), before)
 
 

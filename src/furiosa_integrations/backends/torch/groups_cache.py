@@ -57,6 +57,9 @@ class GroupsCache:
         except (OSError, SafetensorError) as error:
             logger.warning("ignoring the unreadable groups cache %s (%s)", self.file, error)
             return {}
+        # detached: safetensors gives views of one tensor over the whole file, and a view
+        # holds its base, so the file's pages would outlive the move into huge pages
+        tensors = {key: tensor.detach() for key, tensor in tensors.items()}
         no_mins = torch.empty(0, dtype=torch.int16)
         found = {}
         for name in {key.rsplit("/", 1)[0] for key in tensors}:

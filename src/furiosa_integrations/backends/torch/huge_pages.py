@@ -16,6 +16,8 @@ only reserves the buffer, and the compute thread copies a huge page's worth at a
 between steps (``engine_thread``). A tensor is pointed at its copy (``Tensor.set_``: every
 holder of it, the scripted decoder's lists too, sees the new storage) once it is whole;
 its values never change, so a step reads the same numbers before, during and after.
+Weights mapped from the groups cache keep that file's pages (clean page cache) mapped until
+the last of them has moved: for that moment the process's RSS holds both copies.
 """
 
 from __future__ import annotations
