@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from furiosa_integrations.backends.torch import groups_cache
+from furiosa_integrations.backends.torch import groups_cache, huge_pages
 from furiosa_integrations.backends.torch.decoders import PrefillSegment, load_decoder
 from furiosa_integrations.backends.torch.huge_pages import (
     HUGE_PAGE,
@@ -89,6 +89,17 @@ def test_a_tensor_moves_only_once_it_is_whole() -> None:
     move.finish()
     assert move.done and not move.advance()
     assert weight.codes.data_ptr() != where and weight.codes.data_ptr() % HUGE_PAGE == 0
+
+
+def test_no_move_without_memory_for_both_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a moment the move holds the groups twice: with less than that available, the
+    weights stay where they are."""
+    needs_huge_pages()
+    weight = gguf_weight(2048, 1024, "Q4_1", seed=5)  # ~1.3 MB
+    monkeypatch.setattr(huge_pages, "memory_available", lambda: 2 << 20)
+    assert HugePageMove.of([weight]) is None
+    monkeypatch.setattr(huge_pages, "memory_available", lambda: 8 << 20)
+    assert HugePageMove.of([weight]) is not None
 
 
 def test_huge_pages_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,8 @@ between steps (``engine_thread``). A tensor is pointed at its copy (``Tensor.set
 holder of it, the scripted decoder's lists too, sees the new storage) once it is whole;
 its values never change, so a step reads the same numbers before, during and after.
 Weights mapped from the groups cache keep that file's pages (clean page cache) mapped until
-the last of them has moved: for that moment the process's RSS holds both copies.
+the last of them has moved: for that moment the process's RSS holds both copies. So the
+move is skipped where the system has less than twice the groups' size available.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 HUGE_PAGE = 2 << 20
 _ALIGN = 64  # each tensor starts on a cache line
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+_MEMINFO = Path("/proc/meminfo")
 
 
 def huge_pages_available() -> bool:
@@ -51,6 +53,21 @@ def huge_pages_available() -> bool:
     return "[never]" not in mode
 
 
+def memory_available() -> int | None:
+    """Bytes the system can still give without swapping (``MemAvailable``); None unknown."""
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _aligned(tensor: torch.Tensor) -> int:
+    return -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
+
+
 class HugePageMove:
     """Copies the CPU ``GroupedWeight``s' tensors, in the order given, into one buffer asked
     for huge pages, ``piece`` bytes a call to ``advance``."""
@@ -60,7 +77,7 @@ class HugePageMove:
         size = 0
         for tensor in tensors:
             self._offsets.append(size)
-            size += -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
+            size += _aligned(tensor)
         self.size = size
         # anonymous and private (a shared one is shmem, whose huge pages are off by default);
         # one huge page more, to start on a huge page's boundary
@@ -87,6 +104,15 @@ class HugePageMove:
             return None
         tensors = [t for w in groups for t in w[:3] if t.numel()]  # Q8_0's minima are empty
         if not all(t.is_contiguous() for t in tensors):
+            return None
+        size, available = sum(_aligned(t) for t in tensors), memory_available()
+        if available is not None and 2 * size > available:
+            logger.info(
+                "weights stay in 4 KB pages: moving %.0f MB of groups needs twice that, "
+                "%.0f MB available",
+                size / 1e6,
+                available / 1e6,
+            )
             return None
         try:
             return cls(tensors)
