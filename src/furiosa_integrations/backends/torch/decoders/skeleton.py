@@ -61,9 +61,6 @@ class NativeDecoder:
         activation(model.act)  # an unsupported activation is refused at load
         # The distinct sliding windows (None: full attention); each step builds a mask per window.
         self.windows = list(dict.fromkeys(layer.window for layer in model.layers))
-        self.cache = SlotKVCache(
-            len(model.layers), model.num_kv_heads, model.head_dim, dtype, device, max_len
-        )
         # Packed weights replace the plain ones; lighter ones (fp32 math) when asked for:
         # a GGUF model's own groups, else fp16.
         packer: Callable[[torch.Tensor], Weight] | None = None
@@ -98,6 +95,18 @@ class NativeDecoder:
             isinstance(w, GroupedWeight)
             for layer in model.layers
             for w in (layer.qkv, layer.o, layer.up, layer.down)
+        )
+        # Our kernels' attention reads a slot only up to its own position, every one of them
+        # written first, so their cache is not zeroed. The masked attention of the other path
+        # gives unwritten positions zero weight, and zero times garbage can be NaN.
+        self.cache = SlotKVCache(
+            len(model.layers),
+            model.num_kv_heads,
+            model.head_dim,
+            dtype,
+            device,
+            max_len,
+            zeroed=not self.own_kernels,
         )
         self.rotary = RotaryTables(model.rope, dtype)
         self.layers = LayerStack(model, self.windows, self.own_kernels)
