@@ -330,6 +330,7 @@ def test_default_decoder_steps_agree_across_paths() -> None:
     written are never read: NaN there changes nothing."""
     from furiosa_integrations.backends.torch.decoders import load_decoder
     from furiosa_integrations.backends.torch.device import pick_light_weights
+    from furiosa_integrations.backends.torch.kv_cache import SlotKVCache
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
@@ -344,11 +345,13 @@ def test_default_decoder_steps_agree_across_paths() -> None:
     prompts = ["The capital of France is", "Write a haiku about rain.", "1, 2, 3,"]
     ids = [tokenizer.encode(p) for p in prompts]
     assert_decode_paths_agree(decoder, ids)
-    if decoder.cache.zeroed:
+    cache = decoder.cache
+    assert isinstance(cache, SlotKVCache)  # a native decoder's
+    if cache.zeroed:
         return
     clean = _batched_steps(decoder, ids)
-    decoder.cache.keys.fill_(float("nan"))
-    decoder.cache.values.fill_(float("nan"))
+    cache.keys.fill_(float("nan"))
+    cache.values.fill_(float("nan"))
     assert torch.equal(_batched_steps(decoder, ids), clean)
 
 
