@@ -23,16 +23,21 @@ def assert_decode_paths_agree(decoder: Any, prompts: list[list[int]]) -> None:
     per_op = LayerStack(decoder.model, decoder.windows, decoder.own_kernels, fuse=False)
     for stack in (own, eager, per_op):
         decoder.stack = stack
-        decoder.cache.ensure(len(prompts), 64)
-        starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
-        segments = [PrefillSegment(i, starts[i], len(p), 0) for i, p in enumerate(prompts)]
-        steps = [decoder.prefill(torch.tensor([t for p in prompts for t in p]), segments)]
-        positions = torch.tensor([len(p) for p in prompts])
-        for _ in range(3):
-            steps.append(decoder.decode(steps[-1].argmax(-1), positions))
-            positions = positions + 1
-        results.append(steps)
+        results.append(batched_steps(decoder, prompts))
     decoder.stack = own
     for steps in results[1:]:
-        for a, b in zip(results[0], steps, strict=True):
-            assert torch.equal(a, b)
+        assert torch.equal(results[0], steps)
+
+
+def batched_steps(decoder: Any, prompts: list[list[int]]) -> torch.Tensor:
+    """The logits of a packed prefill of ``prompts`` (from position 0) and of three batched
+    greedy decode steps after it, one row per prompt and step."""
+    decoder.cache.ensure(len(prompts), 64)
+    starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
+    segments = [PrefillSegment(i, starts[i], len(p), 0) for i, p in enumerate(prompts)]
+    steps = [decoder.prefill(torch.tensor([t for p in prompts for t in p]), segments)]
+    positions = torch.tensor([len(p) for p in prompts])
+    for _ in range(3):
+        steps.append(decoder.decode(steps[-1].argmax(-1), positions))
+        positions = positions + 1
+    return torch.cat(steps)

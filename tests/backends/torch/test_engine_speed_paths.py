@@ -334,7 +334,7 @@ def test_default_decoder_steps_agree_across_paths() -> None:
     from furiosa_integrations.backends.torch.loader import read_config
     from furiosa_integrations.models.resolve import resolve_model
     from furiosa_integrations.models.tokenizer import load_tokenizer
-    from tests.backends.torch.decoder_checks import assert_decode_paths_agree
+    from tests.backends.torch.decoder_checks import assert_decode_paths_agree, batched_steps
 
     cpu = torch.device("cpu")
     path = resolve_model(None, "generate").path
@@ -349,21 +349,7 @@ def test_default_decoder_steps_agree_across_paths() -> None:
     assert isinstance(cache, SlotKVCache)  # a native decoder's
     if cache.zeroed:
         return
-    clean = _batched_steps(decoder, ids)
+    clean = batched_steps(decoder, ids)
     cache.keys.fill_(float("nan"))
     cache.values.fill_(float("nan"))
-    assert torch.equal(_batched_steps(decoder, ids), clean)
-
-
-def _batched_steps(decoder: Any, prompts: list[list[int]]) -> torch.Tensor:
-    """A packed prefill of ``prompts`` (from position 0) and three batched decode steps."""
-    from furiosa_integrations.backends.torch.decoders import PrefillSegment
-
-    starts = [sum(len(p) for p in prompts[:i]) for i in range(len(prompts))]
-    segments = [PrefillSegment(i, starts[i], len(p), 0) for i, p in enumerate(prompts)]
-    steps = [decoder.prefill(torch.tensor([t for p in prompts for t in p]), segments)]
-    positions = torch.tensor([len(p) for p in prompts])
-    for _ in range(3):
-        steps.append(decoder.decode(steps[-1].argmax(-1), positions))
-        positions = positions + 1
-    return torch.cat(steps)
+    assert torch.equal(batched_steps(decoder, ids), clean)

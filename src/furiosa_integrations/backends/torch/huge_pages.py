@@ -64,8 +64,14 @@ def memory_available() -> int | None:
     return None
 
 
-def _aligned(tensor: torch.Tensor) -> int:
-    return -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
+def _layout(tensors: Sequence[torch.Tensor]) -> tuple[list[int], int]:
+    """Each tensor's offset in the buffer (one after another, each on a cache line), and
+    the bytes they take."""
+    offsets, size = [], 0
+    for tensor in tensors:
+        offsets.append(size)
+        size += -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
+    return offsets, size
 
 
 class HugePageMove:
@@ -73,11 +79,7 @@ class HugePageMove:
     for huge pages, ``piece`` bytes a call to ``advance``."""
 
     def __init__(self, tensors: list[torch.Tensor]) -> None:
-        self._offsets: list[int] = []
-        size = 0
-        for tensor in tensors:
-            self._offsets.append(size)
-            size += _aligned(tensor)
+        offsets, size = _layout(tensors)
         self.size = size
         # anonymous and private (a shared one is shmem, whose huge pages are off by default);
         # one huge page more, to start on a huge page's boundary
@@ -89,7 +91,7 @@ class HugePageMove:
             raise
         self._buffer = torch.frombuffer(mapping, dtype=torch.uint8)  # holds the mapping
         start = -self._buffer.data_ptr() % HUGE_PAGE
-        self._offsets = [start + offset for offset in self._offsets]
+        self._offsets = [start + offset for offset in offsets]
         self._tensors = tensors
         self._next = 0  # the tensor being copied
         self._copied = 0  # its bytes copied so far
@@ -105,7 +107,7 @@ class HugePageMove:
         tensors = [t for w in groups for t in w[:3] if t.numel()]  # Q8_0's minima are empty
         if not all(t.is_contiguous() for t in tensors):
             return None
-        size, available = sum(_aligned(t) for t in tensors), memory_available()
+        size, available = _layout(tensors)[1], memory_available()
         if available is not None and 2 * size > available:
             logger.info(
                 "weights stay in 4 KB pages: moving %.0f MB of groups needs twice that, "
