@@ -164,13 +164,12 @@ def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageC
     Reasoning goes in ``additional_kwargs["reasoning_content"]`` (where LangChain's
     ``content_blocks`` reads a ``reasoning`` block from, and ``output_version="v1"`` puts
     one in the content), as langchain-ollama and the OpenAI-compatible integrations do."""
-    additional: dict[str, Any] = {}
+    # Only the fields this chunk sets: LangChain validates each one given, once a token.
+    fields: dict[str, Any] = {"response_metadata": {"model_provider": MODEL_PROVIDER}}
     if chunk.reasoning_text:
-        additional["reasoning_content"] = chunk.reasoning_text
-    return AIMessageChunk(
-        content=chunk.text,
-        additional_kwargs=additional,
-        tool_call_chunks=[
+        fields["additional_kwargs"] = {"reasoning_content": chunk.reasoning_text}
+    if chunk.tool_calls:
+        fields["tool_call_chunks"] = [
             tool_call_chunk(
                 name=call.name,
                 args=json.dumps(call.arguments, ensure_ascii=False),
@@ -178,8 +177,8 @@ def to_message_chunk(chunk: GenerationChunk, tool_call_index: int) -> AIMessageC
                 index=tool_call_index + i,
             )
             for i, call in enumerate(chunk.tool_calls)
-        ],
-        usage_metadata=usage_metadata(chunk.usage) if chunk.usage is not None else None,
-        response_metadata={"model_provider": MODEL_PROVIDER},
-        chunk_position="last" if chunk.usage is not None else None,
-    )
+        ]
+    if chunk.usage is not None:
+        fields["usage_metadata"] = usage_metadata(chunk.usage)
+        fields["chunk_position"] = "last"
+    return AIMessageChunk(content=chunk.text, **fields)
