@@ -126,8 +126,9 @@ async def test_shutdown_from_inside_a_step_waits_for_the_step(
 async def test_background_work_runs_in_pieces_between_steps(
     tiny: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Work a load leaves for later (the move into huge pages) runs a piece at a time: when
-    the thread is idle, and every ``BACKGROUND_EVERY`` rounds while an engine is busy, so
+    """Work a load leaves for later (the move into huge pages) runs a piece at a time once
+    the engine has stepped (not while the first request waits for its reply): when the
+    thread is idle, and every ``BACKGROUND_EVERY`` rounds while an engine is busy, so
     requests are served meanwhile; a piece that raises ends that work, not the engine."""
     pieces: list[int] = []  # the engine's decode steps so far, at each piece
     failing = threading.Event()
@@ -142,6 +143,8 @@ async def test_background_work_runs_in_pieces_between_steps(
     monkeypatch.setattr(TorchGenerationEngine, "background_work", piece)
     engine = _engine(tiny)
     try:
+        await asyncio.sleep(0.1)
+        assert pieces == []  # loaded and idle, but not stepped yet
         params = SamplingParams(max_tokens=24, temperature=0, ignore_eos=True)
         out = await asyncio.wait_for(engine.generate([5, 6, 7], params=params), timeout=60)
         assert len(out.outputs[0].token_ids) == 24

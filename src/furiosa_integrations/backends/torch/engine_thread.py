@@ -14,8 +14,10 @@ A step that raises kills only its own engine: it is marked dead, its requests fa
 ``EngineDeadError``, every later call says so, and the other engines keep running.
 
 Work a load leaves for later (``EngineThread.background_work``: a decoder's move into
-huge pages) runs in pieces of a few ms: while no engine has a step to run, and one piece
-every ``BACKGROUND_EVERY`` rounds of steps, so a busy engine finishes it too.
+huge pages) runs in pieces of a few ms once that engine has run its first step: while no
+engine has a step to run, and one piece every ``BACKGROUND_EVERY`` rounds of steps, so a
+busy engine finishes it too. Not before: engines load on first use, so a request is
+usually waiting for the load to end, and pieces then only delay its reply (~20 ms here).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class ComputeThread:
         self._engines: list[EngineThread] = []
         self._calls: deque[tuple[Callable[[], object], Future[object]]] = deque()
         self._exiting = False  # set once its last engine left: the next user gets a new one
-        self._background: list[EngineThread] = []  # engines with background work left
+        self._background: list[EngineThread] = []  # stepped engines with background work left
+        self._unstepped: list[EngineThread] = []  # their background work waits for a step
         self._thread = threading.Thread(target=self._main, name="furiosa-torch", daemon=True)
         self._thread.start()
 
@@ -89,7 +92,7 @@ class ComputeThread:
         with self._cond:
             if not self._exiting:
                 self._engines.append(engine)
-                self._background.append(engine)
+                self._unstepped.append(engine)
                 self._cond.notify()
                 return self
         return ComputeThread.shared().add(engine)
@@ -99,8 +102,9 @@ class ComputeThread:
         with ComputeThread._shared_lock, self._cond:
             if engine in self._engines:
                 self._engines.remove(engine)
-            if engine in self._background:
-                self._background.remove(engine)
+            for waiting in (self._background, self._unstepped):
+                if engine in waiting:
+                    waiting.remove(engine)
             if not self._engines:
                 self._exiting = True
 
@@ -139,6 +143,10 @@ class ComputeThread:
                 if engine.has_work():
                     engine._run_step()
                     stepped = True
+                    if engine in self._unstepped:  # its background work may start now
+                        with self._cond:
+                            self._unstepped.remove(engine)
+                            self._background.append(engine)
             rounds += stepped
             if not stepped or rounds % BACKGROUND_EVERY == 0:
                 self._background_piece()

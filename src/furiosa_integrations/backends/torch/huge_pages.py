@@ -13,9 +13,10 @@ they are. ``FURIOSA_HUGE_PAGES=0`` keeps them as they are too.
 The move is not part of the load: first touching 50 fresh 2 MB pages took ~120 ms on a
 VM, more than the copy (~7 ms), and a cold start is load plus first reply. So the load
 only reserves the buffer, and the compute thread copies a huge page's worth at a time
-between steps (``engine_thread``). A tensor is pointed at its copy (``Tensor.set_``: every
-holder of it, the scripted decoder's lists too, sees the new storage) once it is whole;
-its values never change, so a step reads the same numbers before, during and after.
+between steps, from the engine's first step on (``engine_thread``). A tensor is pointed at
+its copy (``Tensor.set_``: every holder of it, the scripted decoder's lists too, sees the
+new storage) once it is whole; its values never change, so a step reads the same numbers
+before, during and after.
 Weights mapped from the groups cache keep that file's pages (clean page cache) mapped until
 the last of them has moved: for that moment the process's RSS holds both copies. So the
 move is skipped where the system has less than twice the groups' size available.
