@@ -46,3 +46,21 @@ def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path) -> None:
     result = _lint(tmp_path)
     assert result.returncode != 0
     assert "furiosa_integrations.core.outputs -> furiosa_integrations.composition" in result.stdout
+
+
+def test_importing_the_adapters_loads_no_runtime() -> None:
+    """Runtimes load with the first engine that needs them, not on import: torch (the torch
+    backend), furiosa-llm and vLLM (optional), transformers (a fallback), httpx (the remote
+    backend's client, ~45 ms of every import when it was eager)."""
+    code = (
+        "import sys\n"
+        "import furiosa_integrations, furiosa_integrations.langchain\n"
+        "import furiosa_integrations.llama_index\n"
+        "from furiosa_integrations import FuriosaChat\n"
+        "print(' '.join(sorted(m for m in ('torch', 'furiosa_llm', 'vllm', 'transformers',"
+        " 'httpx') if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == ""

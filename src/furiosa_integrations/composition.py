@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from .backends.furiosa import import_llm, load_llm, native_engine_from_llm, npu_available
 from .backends.furiosa import llm_parameters as furiosa_llm_parameters
-from .backends.remote import DEFAULT_TIMEOUT, connect_remote, remote_config
+from .backends.remote import DEFAULT_TIMEOUT
 from .backends.torch import create_torch_engine
 from .core import AsyncEngine, NativeEngine, Task
 from .errors import InvalidRequestError, ModelNotFoundError
@@ -278,6 +278,8 @@ def _remote_engine(
     """The shared engine of a served model: one per server, connection settings, served
     name, task and tokenizer source (the credentials in the key as a digest, never clear)."""
     assert base_url is not None
+    from .backends.remote.connect import connect_remote, remote_config  # httpx: only here
+
     max_model_len = options.pop("max_model_len", None)
     config = remote_config(base_url, **connection, **options)
     key = ("remote", config.sharing_key(), served_model_name, task, str(model), max_model_len)

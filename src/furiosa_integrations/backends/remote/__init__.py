@@ -2,20 +2,13 @@
 OpenAI-compatible server (one ``base_url``, behind any load balancer or ``furiosa-llm
 route``), behind our native protocol. httpx does the HTTP; nothing here imports an
 inference runtime.
+
+The package holds only the configuration. The client side (``connect``: httpx and the
+native engine over it) is imported when a served model is first used, as the other
+backends' runtimes are: importing the adapters does not pay for httpx (~45 ms).
 """
 
 from .capabilities import ServerKind
 from .config import DEFAULT_TIMEOUT, RemoteConfig, redact_url
-from .connect import REMOTE_OPTIONS, connect_remote, remote_config
-from .native_engine import RemoteNativeEngine
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "REMOTE_OPTIONS",
-    "RemoteConfig",
-    "RemoteNativeEngine",
-    "ServerKind",
-    "connect_remote",
-    "redact_url",
-    "remote_config",
-]
+__all__ = ["DEFAULT_TIMEOUT", "RemoteConfig", "ServerKind", "redact_url"]

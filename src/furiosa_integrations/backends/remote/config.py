@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from ...errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT = 600.0  # seconds, as the OpenAI client's; also the wait for each next token
 CONNECT_TIMEOUT = 30.0  # at most this long to open a connection, whatever ``timeout`` is
@@ -112,6 +113,8 @@ class RemoteConfig:
         return headers
 
     def httpx_timeout(self) -> httpx.Timeout:
+        import httpx  # with the client, not with the package (see ``__init__``)
+
         if self.timeout is None:
             return httpx.Timeout(None, connect=CONNECT_TIMEOUT)
         return httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
