@@ -10,10 +10,12 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
+    BaseMessage,
     ChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    message_chunk_to_message,
 )
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableBinding
@@ -23,9 +25,11 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from furiosa_integrations import FuriosaChat as TopLevelChat
+from furiosa_integrations.core import GenerationChunk, ToolCall, Usage
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError, SamplingParams
 from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
 from furiosa_integrations.langchain.chat_models import _tool_choice
+from furiosa_integrations.langchain.chat_results import ChatAggregate, ChatChunkConverter
 from furiosa_integrations.langchain.messages import to_engine_messages
 from tests.engine_checks import wait_idle, wait_idle_sync
 
@@ -371,6 +375,69 @@ def test_parallel_tool_calls_stream_as_separate_chunks(chat: FuriosaChat) -> Non
     # parallel_tool_calls=False: one call, and generation ends after it.
     single = llm.invoke(PARIS_AND_LONDON, parallel_tool_calls=False)
     assert [c["args"] for c in single.tool_calls] == [{"city": "Paris"}]
+
+
+def _converted_then_added(chunks: list[GenerationChunk], model_name: str) -> list[Any]:
+    """What invoke returned before ``ChatAggregate``: every engine chunk converted to
+    LangChain's, the chunks of each completion added up, then made a message."""
+    convert = ChatChunkConverter(model_name)
+    added: dict[int, Any] = {}
+    for chunk in chunks:
+        one = convert(chunk)
+        added[chunk.index] = added[chunk.index] + one if chunk.index in added else one
+    return [
+        (message_chunk_to_message(c.message), c.generation_info) for _, c in sorted(added.items())
+    ]
+
+
+def _aggregated(chunks: list[GenerationChunk], model_name: str) -> list[Any]:
+    result = ChatAggregate("label")
+    for chunk in chunks:
+        result.add(chunk)
+    return [(g.message, g.generation_info) for g in result.chat_result(model_name).generations]
+
+
+def test_invoke_adds_up_engine_chunks_as_added_up_langchain_chunks(
+    chat: FuriosaChat, chat_engine: AsyncEngine
+) -> None:
+    """invoke adds up the engine's chunks and converts each completion once; the result is
+    the one that adding up every converted chunk gives: text, tool calls and their ids,
+    logprobs, finish and usage, for one completion and for several."""
+
+    def engine_chunks(messages: list[BaseMessage], **options: Any) -> list[GenerationChunk]:
+        engine, request = chat._request(messages, None, options)
+        return list(engine.stream_sync(**request))
+
+    weather = [convert_to_openai_tool(get_weather)]
+    requests = [
+        engine_chunks([HumanMessage(COUNT)]),
+        engine_chunks(
+            [HumanMessage(COUNT)], n=2, temperature=0.9, seed=3, logprobs=2, max_tokens=6
+        ),
+        engine_chunks(
+            [HumanMessage(PARIS_AND_LONDON)], tools=weather, tool_choice="required", max_tokens=80
+        ),
+    ]
+    assert sum(len(c.tool_calls) for c in requests[2]) == 2  # the cases cover what they say
+    assert {c.index for c in requests[1]} == {0, 1} and all(c.logprobs for c in requests[1][:-1])
+    # reasoning, and a call split over chunks, made by hand (the default model has neither)
+    requests.append(
+        [
+            GenerationChunk("r", reasoning_text="Weather: "),
+            GenerationChunk("r", reasoning_text="look it up.", text="Let me check."),
+            GenerationChunk("r", tool_calls=[ToolCall("call_1", "get_weather", {"city": "Oslo"})]),
+            GenerationChunk(
+                "r",
+                tool_calls=[ToolCall("call_2", "get_weather", {"city": "Rome"})],
+                finish_reason="tool_calls",
+                usage=Usage(12, 30, 4),
+            ),
+        ]
+    )
+    for chunks in requests:
+        old = _converted_then_added(chunks, chat_engine.model_name)
+        assert _aggregated(chunks, chat_engine.model_name) == old
+        assert sum(m.usage_metadata is not None for m, _ in old) == 1
 
 
 def test_named_tool_choice_and_none(chat: FuriosaChat) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, closing
 from typing import Any
 
@@ -186,34 +186,6 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         return engine, request
 
-    def _iter_chunks(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        streaming: bool = False,
-        token_callbacks: bool = True,
-    ) -> Iterator[tuple[int, ChatGenerationChunk, Usage | None]]:
-        engine, request = self._request(messages, stop, kwargs, streaming, token_callbacks)
-        convert = ChatChunkConverter(engine.model_name)
-        with closing(engine.stream_sync(**request)) as stream:
-            for chunk in stream:
-                yield chunk.index, convert(chunk), chunk.usage
-
-    async def _aiter_chunks(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        streaming: bool = False,
-        token_callbacks: bool = True,
-    ) -> AsyncGenerator[tuple[int, ChatGenerationChunk, Usage | None], None]:
-        engine, request = self._request(messages, stop, kwargs, streaming, token_callbacks)
-        convert = ChatChunkConverter(engine.model_name)
-        async with aclosing(engine.stream(**request)) as stream:
-            async for chunk in stream:
-                yield chunk.index, convert(chunk), chunk.usage
-
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -221,10 +193,14 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for _, chunk, _ in self._iter_chunks(messages, stop, kwargs, streaming=True):
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        engine, request = self._request(messages, stop, kwargs, streaming=True)
+        convert = ChatChunkConverter(engine.model_name)
+        with closing(engine.stream_sync(**request)) as stream:
+            for chunk in stream:
+                message = convert(chunk)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(message.text, chunk=message)
+                yield message
 
     async def _astream(
         self,
@@ -233,15 +209,17 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        engine, request = self._request(messages, stop, kwargs, streaming=True)
+        convert = ChatChunkConverter(engine.model_name)
         # aclosing: LangChain's ``aclose`` reaches the engine request at once.
-        chunks = self._aiter_chunks(messages, stop, kwargs, streaming=True)
-        async with aclosing(chunks):
-            async for _, chunk, _ in chunks:
+        async with aclosing(engine.stream(**request)) as stream:
+            async for chunk in stream:
+                message = convert(chunk)
                 if run_manager is not None:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+                    await run_manager.on_llm_new_token(message.text, chunk=message)
+                yield message
 
-    # ---- invoke aggregates the stream ----
+    # ---- invoke adds up the same stream (converted once, at the end: ``ChatAggregate``) ----
 
     def _generate(
         self,
@@ -250,14 +228,17 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        hears = hears_tokens(run_manager)
+        engine, request = self._request(messages, stop, kwargs, token_callbacks=hears)
+        convert = ChatChunkConverter(engine.model_name)
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        for index, chunk, usage in self._iter_chunks(
-            messages, stop, kwargs, token_callbacks=hears_tokens(run_manager)
-        ):
-            if run_manager is not None and index == 0:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            result.add(index, chunk, usage)
-        return result.chat_result()
+        with closing(engine.stream_sync(**request)) as stream:
+            for chunk in stream:
+                if run_manager is not None and chunk.index == 0:
+                    message = convert(chunk)
+                    run_manager.on_llm_new_token(message.text, chunk=message)
+                result.add(chunk)
+        return result.chat_result(engine.model_name)
 
     async def _agenerate(
         self,
@@ -266,14 +247,17 @@ class FuriosaChat(ModelKwargs, BaseChatModel, ChatOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        hears = hears_tokens(run_manager)
+        engine, request = self._request(messages, stop, kwargs, token_callbacks=hears)
+        convert = ChatChunkConverter(engine.model_name)
         result = ChatAggregate(self._model_label(kwargs.get("model")))
-        async for index, chunk, usage in self._aiter_chunks(
-            messages, stop, kwargs, token_callbacks=hears_tokens(run_manager)
-        ):
-            if run_manager is not None and index == 0:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            result.add(index, chunk, usage)
-        return result.chat_result()
+        async with aclosing(engine.stream(**request)) as stream:
+            async for chunk in stream:
+                if run_manager is not None and chunk.index == 0:
+                    message = convert(chunk)
+                    await run_manager.on_llm_new_token(message.text, chunk=message)
+                result.add(chunk)
+        return result.chat_result(engine.model_name)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         """Sum token usage over a batch."""
