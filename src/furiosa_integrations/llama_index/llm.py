@@ -9,10 +9,10 @@ engine; this class only maps LlamaIndex objects onto requests and back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import llama_index.core.instrumentation as instrument
 from llama_index.core.base.llms.types import (
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 dispatcher = instrument.get_dispatcher(__name__)
+ResponseT = TypeVar("ResponseT", ChatResponse, CompletionResponse)
 
 
 @dataclass
@@ -248,7 +249,7 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._start(messages=messages, options=kwargs, final_only=True)
-        return run_sync(_final(self._chat_stream(request)))
+        return _whole(self._chat_response(run_sync(_last_turn(self._turns(request)))))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -258,7 +259,7 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._start(messages=messages, options=kwargs, final_only=True)
-        return await _final(self._chat_stream(request))
+        return _whole(self._chat_response(await _last_turn(self._turns(request))))
 
     @llm_chat_callback()
     async def astream_chat(
@@ -269,7 +270,7 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         chunks = self._completion_chunks(prompt, formatted, kwargs, final_only=True)
-        return run_sync(_final(self._completion_stream(chunks)))
+        return _whole(self._completion_response(run_sync(_last_turn(self._turns(chunks)))))
 
     @llm_completion_callback()
     def stream_complete(
@@ -283,7 +284,7 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         chunks = self._completion_chunks(prompt, formatted, kwargs, final_only=True)
-        return await _final(self._completion_stream(chunks))
+        return _whole(self._completion_response(await _last_turn(self._turns(chunks))))
 
     @llm_completion_callback()
     async def astream_complete(
@@ -343,14 +344,21 @@ class FuriosaLLM(RefusesUnknownArguments, SchemaConstrainedLLM, ChatOptions, Eng
         return selections
 
 
-async def _final(stream: AsyncIterator[Any]) -> Any:
-    """The last response of a stream, as a whole response (no ``delta``)."""
+async def _last_turn(turns: AsyncGenerator[_Turn, None]) -> _Turn:
+    """What a request produced, read at its end: a call that returns the whole answer
+    builds one response, not one a token."""
     last = None
-    async for last in stream:  # noqa: B007
-        pass
+    async with aclosing(turns):
+        async for last in turns:  # noqa: B007
+            pass
     if last is None:  # the engine always ends with a finish chunk; be explicit if not
         raise RuntimeError("The engine returned no output")
-    return last.model_copy(update={"delta": None})
+    return last
+
+
+def _whole(response: ResponseT) -> ResponseT:
+    """A response as a whole answer (no ``delta``)."""
+    return response.model_copy(update={"delta": None})
 
 
 def _token_counts(usage: Usage) -> dict[str, int]:
