@@ -101,6 +101,21 @@ class Completion:
             self.finish_reason = chunk.finish_reason
             self.stop_reason = chunk.stop_reason
 
+    def as_chunk(self, request_id: str = "", usage: Usage | None = None) -> GenerationChunk:
+        """The completion as the one chunk its stream's chunks add up to."""
+        return GenerationChunk(
+            request_id=request_id,
+            index=self.index,
+            text=self.text,
+            token_ids=list(self.token_ids),
+            reasoning_text=self.reasoning_text,
+            tool_calls=list(self.tool_calls),
+            logprobs=self.logprobs,
+            finish_reason=self.finish_reason,
+            stop_reason=self.stop_reason,
+            usage=usage,
+        )
+
 
 @dataclass
 class GenerationResult:

@@ -62,18 +62,8 @@ class ChatAggregate:
         names it."""
         generations = []
         for index, done in sorted(self.completions.items()):
-            whole = GenerationChunk(
-                request_id="",
-                index=index,
-                text=done.text,
-                reasoning_text=done.reasoning_text,
-                tool_calls=done.tool_calls,
-                logprobs=done.logprobs,
-                finish_reason=done.finish_reason,
-                stop_reason=done.stop_reason,
-                usage=self.usage if index == self.usage_index else None,
-            )
-            chunk = chat_chunk(whole, model_name, 0)
+            usage = self.usage if index == self.usage_index else None
+            chunk = chat_chunk(done.as_chunk(usage=usage), model_name, 0)
             generations.append(
                 ChatGeneration(
                     message=message_chunk_to_message(chunk.message),
@@ -90,4 +80,4 @@ class ChatAggregate:
         return ChatResult(generations=generations, llm_output=llm_output)
 
 
-__all__ = ["ChatAggregate", "ChatChunkConverter", "chat_chunk"]
+__all__ = ["ChatAggregate", "ChatChunkConverter"]
