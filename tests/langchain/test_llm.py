@@ -8,9 +8,13 @@ from typing import Any, cast
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import LanguageModelInput
+from langchain_core.outputs import Generation
+from langchain_core.outputs import GenerationChunk as LCGenerationChunk
 
+from furiosa_integrations.core import GenerationChunk as EngineChunk
 from furiosa_integrations.engine import AsyncEngine, InvalidRequestError
 from furiosa_integrations.langchain import FuriosaChat, FuriosaLLM
+from furiosa_integrations.langchain.llms import _Aggregate, _to_chunk
 from tests.engine_checks import wait_idle, wait_idle_sync
 
 COUNT = "1, 2, 3, 4,"  # greedy: " 5, 6, 7, 8, 9, 10, ..."
@@ -165,3 +169,63 @@ async def test_leaving_a_stream_early_aborts_the_request(
     for _ in llm.stream(COUNT, max_tokens=200):
         break
     await asyncio.to_thread(wait_idle_sync, chat_engine)
+
+
+async def test_a_bad_prompt_in_a_batch_queues_nothing(
+    llm: FuriosaLLM, chat_engine: AsyncEngine
+) -> None:
+    """Every prompt of ``generate``/``agenerate`` is checked before the first is queued."""
+    submitted: list[int] = []
+    original = chat_engine.native.stream_generate
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        submitted.append(1)
+        return original(*args, **kwargs)
+
+    chat_engine.native.stream_generate = spy  # type: ignore[method-assign]
+    try:
+        with pytest.raises(InvalidRequestError, match="non-empty"):
+            await asyncio.to_thread(llm.generate, [COUNT, ""])
+        with pytest.raises(InvalidRequestError, match="non-empty"):
+            await llm.agenerate([COUNT, ""])
+    finally:
+        del chat_engine.native.stream_generate
+    assert submitted == []
+    assert (await llm.ainvoke(COUNT)).startswith(" 5, 6")  # the engine serves the next call
+
+
+def _added_up(chunks: list[EngineChunk], model_name: str) -> list[Generation]:
+    """What generate returned before ``_Aggregate`` took engine chunks: every chunk
+    converted to LangChain's, the chunks of each completion added up."""
+    added: dict[int, LCGenerationChunk] = {}
+    for chunk in chunks:
+        one = _to_chunk(chunk, model_name)
+        added[chunk.index] = added[chunk.index] + one if chunk.index in added else one
+    return [
+        Generation(text=c.text, generation_info=c.generation_info) for _, c in sorted(added.items())
+    ]
+
+
+def test_generate_adds_up_engine_chunks_as_added_up_langchain_chunks(
+    llm: FuriosaLLM, chat_engine: AsyncEngine
+) -> None:
+    """generate converts each completion once, at the end; its generations are the ones
+    that adding up every converted chunk gives: text, logprobs, finish and stop reasons, for
+    one completion and for several."""
+
+    def engine_chunks(**options: Any) -> list[EngineChunk]:
+        engine, request = llm._request(COUNT, options.pop("stop", None), options, False, True)
+        return list(engine.stream_sync(**request))
+
+    requests = [
+        engine_chunks(),
+        engine_chunks(n=2, temperature=0.9, seed=3, logprobs=2, max_tokens=6),
+        engine_chunks(stop=["7"]),
+    ]
+    assert {c.index for c in requests[1]} == {0, 1} and all(c.logprobs for c in requests[1][:-1])
+    assert requests[2][-1].stop_reason == "7"  # the cases cover what they say
+    for chunks in requests:
+        result = _Aggregate(chat_engine.model_name)
+        for chunk in chunks:
+            result.add(chunk)
+        assert result.generations() == _added_up(chunks, chat_engine.model_name)

@@ -96,7 +96,9 @@ class Completion:
         self.reasoning_text += chunk.reasoning_text
         self.tool_calls.extend(chunk.tool_calls)
         if chunk.logprobs is not None:
-            self.logprobs = (self.logprobs or []) + chunk.logprobs
+            if self.logprobs is None:
+                self.logprobs = []
+            self.logprobs.extend(chunk.logprobs)
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
             self.stop_reason = chunk.stop_reason

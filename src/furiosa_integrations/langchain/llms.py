@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, aclosing, closing
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage, get_buffer_string
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from ..adapter_fields import SamplingOptions
-from ..core import AsyncEngine, Usage
+from ..core import AsyncEngine, Completion, Usage
 from ..core import GenerationChunk as EngineChunk
 from .generations import (
     generation_info,
@@ -110,32 +110,6 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         request["params"] = params_for_reading(request["params"], streaming, token_callbacks)
         return engine, {"prompt": prompt, **request}
 
-    def _iter_chunks(
-        self,
-        prompt: str,
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        streaming: bool = False,
-        token_callbacks: bool = True,
-    ) -> Generator[tuple[int, GenerationChunk, Usage | None], None, None]:
-        engine, request = self._request(prompt, stop, kwargs, streaming, token_callbacks)
-        with closing(engine.stream_sync(**request)) as stream:
-            for chunk in stream:
-                yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
-
-    async def _aiter_chunks(
-        self,
-        prompt: str,
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        streaming: bool = False,
-        token_callbacks: bool = True,
-    ) -> AsyncGenerator[tuple[int, GenerationChunk, Usage | None], None]:
-        engine, request = self._request(prompt, stop, kwargs, streaming, token_callbacks)
-        async with aclosing(engine.stream(**request)) as stream:
-            async for chunk in stream:
-                yield chunk.index, _to_chunk(chunk, engine.model_name), chunk.usage
-
     def _stream(
         self,
         prompt: str,
@@ -143,10 +117,13 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        for _, chunk, _ in self._iter_chunks(prompt, stop, kwargs, streaming=True):
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        engine, request = self._request(prompt, stop, kwargs, streaming=True, token_callbacks=True)
+        with closing(engine.stream_sync(**request)) as stream:
+            for engine_chunk in stream:
+                chunk = _to_chunk(engine_chunk, engine.model_name)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
     async def _astream(
         self,
@@ -155,10 +132,11 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
+        engine, request = self._request(prompt, stop, kwargs, streaming=True, token_callbacks=True)
         # aclosing: LangChain's ``aclose`` reaches the engine request at once.
-        chunks = self._aiter_chunks(prompt, stop, kwargs, streaming=True)
-        async with aclosing(chunks):
-            async for _, chunk, _ in chunks:
+        async with aclosing(engine.stream(**request)) as stream:
+            async for engine_chunk in stream:
+                chunk = _to_chunk(engine_chunk, engine.model_name)
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
@@ -178,18 +156,19 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         # Several prompts are read round robin, each submitted at its stream's first item:
         # they need their tokens as they come, or they would run one after another.
         callbacks = len(prompts) > 1 or hears_tokens(callback)
-        results = [_Aggregate() for _ in prompts]
+        results: list[_Aggregate] = []
         with ExitStack() as stack:
-            streams = [
-                stack.enter_context(
-                    closing(self._iter_chunks(p, stop, kwargs, token_callbacks=callbacks))
-                )
-                for p in prompts
-            ]
-            for position, (index, chunk, usage) in _round_robin(streams):
-                if callback is not None and index == 0:
-                    callback.on_llm_new_token(chunk.text, chunk=chunk)
-                results[position].add(index, chunk, usage)
+            # Every prompt is checked here, before the first is queued.
+            streams = []
+            for prompt in prompts:
+                engine, request = self._request(prompt, stop, kwargs, False, callbacks)
+                streams.append(stack.enter_context(closing(engine.stream_sync(**request))))
+                results.append(_Aggregate(engine.model_name))
+            for position, chunk in _round_robin(streams):
+                if callback is not None and chunk.index == 0:
+                    text_chunk = _to_chunk(chunk, results[position].model_name)
+                    callback.on_llm_new_token(text_chunk.text, chunk=text_chunk)
+                results[position].add(chunk)
         return _llm_result(results, self._model_label(kwargs.get("model")))
 
     async def _agenerate(
@@ -202,16 +181,25 @@ class FuriosaLLM(ModelKwargs, BaseLLM, SamplingOptions, LoadsOnInit):
         callback = run_manager if len(prompts) == 1 else None
         callbacks = hears_tokens(callback)
 
-        async def complete(prompt: str) -> _Aggregate:
-            result = _Aggregate()
-            chunks = self._aiter_chunks(prompt, stop, kwargs, token_callbacks=callbacks)
-            async for index, chunk, usage in chunks:
-                if callback is not None and index == 0:
-                    await callback.on_llm_new_token(chunk.text, chunk=chunk)
-                result.add(index, chunk, usage)
+        async def complete(
+            model_name: str, stream: AsyncGenerator[EngineChunk, None]
+        ) -> _Aggregate:
+            result = _Aggregate(model_name)
+            async with aclosing(stream):
+                async for chunk in stream:
+                    if callback is not None and chunk.index == 0:
+                        text_chunk = _to_chunk(chunk, model_name)
+                        await callback.on_llm_new_token(text_chunk.text, chunk=text_chunk)
+                    result.add(chunk)
             return result
 
-        results = await asyncio.gather(*(complete(prompt) for prompt in prompts))
+        # Every prompt is checked here, before the first is queued (a stream that is never
+        # iterated holds nothing).
+        streams = []
+        for prompt in prompts:
+            engine, request = self._request(prompt, stop, kwargs, False, callbacks)
+            streams.append((engine.model_name, engine.stream(**request)))
+        results = await asyncio.gather(*(complete(*stream) for stream in streams))
         return _llm_result(list(results), self._model_label(kwargs.get("model")))
 
 
@@ -241,22 +229,26 @@ def _round_robin(streams: Sequence[Iterator[T]]) -> Iterator[tuple[int, T]]:
 
 
 class _Aggregate:
-    """The chunks of one prompt's completions, added up per completion."""
+    """One prompt's engine chunks added up per completion, each converted once at the end:
+    the generations that adding up the converted chunks gives, without a LangChain chunk
+    and its addition for every token."""
 
-    def __init__(self) -> None:
-        self.chunks: dict[int, GenerationChunk] = {}
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+        self.completions: dict[int, Completion] = {}
         self.usage: Usage | None = None
 
-    def add(self, index: int, chunk: GenerationChunk, usage: Usage | None) -> None:
-        self.chunks[index] = self.chunks[index] + chunk if index in self.chunks else chunk
-        if usage is not None:
-            self.usage = usage
+    def add(self, chunk: EngineChunk) -> None:
+        self.completions.setdefault(chunk.index, Completion(chunk.index)).add(chunk)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
 
     def generations(self) -> list[Generation]:
-        return [
-            Generation(text=chunk.text, generation_info=chunk.generation_info)
-            for _, chunk in sorted(self.chunks.items())
-        ]
+        generations = []
+        for _, done in sorted(self.completions.items()):
+            chunk = _to_chunk(done.as_chunk(), self.model_name)
+            generations.append(Generation(text=chunk.text, generation_info=chunk.generation_info))
+        return generations
 
 
 def _llm_result(results: list[_Aggregate], model_label: str) -> LLMResult:
