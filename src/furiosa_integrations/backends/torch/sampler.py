@@ -2,7 +2,9 @@
 
 Greedy rows take the argmax; sampled rows apply temperature, top-k, top-p and min-p
 together, then draw with their own ``torch.Generator`` so a seeded request gives the
-same tokens whatever else shares the batch.
+same tokens whatever else shares the batch. A draw is one uniform number against the row's
+cumulative distribution, not one random number per vocabulary entry: with a 49k vocabulary
+that is ~0.07 ms a row instead of ~1.2 ms, what default settings (temperature 1) cost.
 """
 
 from __future__ import annotations
@@ -111,14 +113,46 @@ def _filter(probs: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torc
         kth = torch.topk(probs, top_k).values[-1]
         probs = torch.where(probs < kth, torch.zeros_like(probs), probs)
     if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        cumulative = torch.cumsum(sorted_probs, dim=-1)
-        drop_sorted = (cumulative - sorted_probs) > top_p * cumulative[-1]
-        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
-        probs = probs.masked_fill(drop, 0.0)
+        probs = _nucleus(probs, top_p)
     if min_p > 0.0:
         probs = probs.masked_fill(probs < min_p * probs.max(), 0.0)
     return probs
+
+
+# How many of the most likely tokens top-p sorts first; 16x more each time they fall short.
+NUCLEUS_FIRST = 64
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Top-p: keep the most likely tokens while the mass before each is at most ``top_p`` of
+    the total. Only the head of the distribution is sorted (``topk``), as far as the kept
+    tokens reach: sorting a 49k vocabulary costs ~3.5 ms a row on a CPU core."""
+    vocab = probs.shape[-1]
+    limit = top_p * probs.sum()
+    k = min(NUCLEUS_FIRST, vocab)
+    while True:
+        values, order = torch.topk(probs, k)  # sorted, most likely first
+        cumulative = torch.cumsum(values, dim=-1)
+        # Past the top k every token has at least cumulative[-1] before it.
+        if k == vocab or bool(cumulative[-1] > limit):
+            break
+        k = min(k * 16, vocab)
+    kept = order[(cumulative - values) <= limit]
+    return torch.zeros_like(probs).index_put_((kept,), probs[kept])
+
+
+def _draw(probs: torch.Tensor, generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """One token per row of ``probs`` ``[R, V]`` (unnormalized; zeros never drawn), each
+    row drawn with its own generator: a uniform number against the row's cumulative sum, in
+    float64 so that even the least likely tokens keep their share. Stays on the device."""
+    cdf = torch.cumsum(probs, dim=-1, dtype=torch.float64)
+    total = cdf[:, -1:]
+    u = torch.cat(
+        [torch.rand(1, dtype=torch.float64, generator=g, device=probs.device) for g in generators]
+    )
+    drawn = torch.searchsorted(cdf, u.unsqueeze(1) * total, right=True)
+    # u < 1, but the product may round up to the total: never past a row's last likely token
+    return torch.minimum(drawn, torch.searchsorted(cdf, total.contiguous())).squeeze(1)
 
 
 def _apply_constraints(logits: torch.Tensor, states: Sequence[SamplingState]) -> None:
@@ -174,16 +208,25 @@ def sample(
     want_logprobs = [s.params.logprobs is not None for s in states]
     logprobs = torch.log_softmax(logits, dim=-1) if any(want_logprobs) else None
 
-    chosen = row_argmax(logits)
     sampled_rows = [i for i, s in enumerate(states) if not s.params.greedy]
+    if len(sampled_rows) < len(states):
+        chosen = row_argmax(logits)
+    else:  # no greedy row: every entry is drawn below
+        chosen = torch.empty(len(states), dtype=torch.long, device=logits.device)
     if sampled_rows:
-        for row in sampled_rows:
+        # One softmax and one draw for all sampled rows (each row's values are its own,
+        # whatever the batch), each row's filters between, each draw on the row's generator.
+        rows = logits if len(sampled_rows) == len(states) else logits[sampled_rows]
+        temperatures = torch.tensor(
+            [states[row].params.temperature for row in sampled_rows], dtype=logits.dtype
+        ).to(logits.device)
+        probs = torch.softmax(rows / temperatures.unsqueeze(1), dim=-1)
+        for i, row in enumerate(sampled_rows):
             p = states[row].params
-            probs = torch.softmax(logits[row] / p.temperature, dim=-1)
-            probs = _filter(probs, p.top_k, p.top_p, p.min_p)
-            # Exponential race == multinomial draw, with the request's own generator.
-            noise = torch.empty_like(probs).exponential_(generator=states[row].generator)
-            chosen[row] = torch.argmax(probs / noise)
+            if p.top_k > 0 or p.top_p < 1.0 or p.min_p > 0.0:
+                probs[i] = _filter(probs[i], p.top_k, p.top_p, p.min_p)
+        generators = [states[row].generator for row in sampled_rows]
+        chosen[sampled_rows] = _draw(probs, generators).to(chosen.dtype)
     tokens = chosen.tolist()
     for row, state in enumerate(states):  # a grammar may end its output another way
         if state.constraint is not None:
