@@ -64,7 +64,7 @@ def test_rare_tokens_keep_their_share() -> None:
 
 
 def reference_filter(probs: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torch.Tensor:
-    """The filters with a full sort, as the sampler applied them before `_nucleus`."""
+    """The filters with a full sort, as the sampler applied them before ``_nucleus``."""
     if 0 < top_k < probs.shape[-1]:
         kth = torch.topk(probs, top_k).values[-1]
         probs = torch.where(probs < kth, torch.zeros_like(probs), probs)
@@ -91,7 +91,8 @@ def test_top_p_keeps_the_tokens_a_full_sort_keeps(spread: float) -> None:
         (40, 0.9, 0.0),
         (0, 0.95, 0.05),
     ]:
-        fast = _filter(probs, top_k, top_p, min_p)
+        fast = probs.clone()
+        _filter(fast, top_k, top_p, min_p)
         slow = reference_filter(probs, top_k, top_p, min_p)
         assert torch.equal(fast, slow), (spread, top_k, top_p, min_p)
         assert (fast > 0).any()
@@ -102,7 +103,9 @@ def test_only_the_filters_tokens_are_drawn() -> None:
     logits = torch.randn(1, 1000) * 2
     probs = torch.softmax(logits[0], dim=-1)
     for top_k, top_p, min_p in ((5, 1.0, 0.0), (0, 0.3, 0.0), (0, 1.0, 0.2)):
-        allowed = set(torch.nonzero(_filter(probs, top_k, top_p, min_p)).flatten().tolist())
+        kept = probs.clone()
+        _filter(kept, top_k, top_p, min_p)
+        allowed = set(torch.nonzero(kept).flatten().tolist())
         params = SamplingParams(temperature=1.0, top_k=top_k, top_p=top_p, min_p=min_p)
         tokens, _ = sample(logits.expand(500, -1).clone(), states(params, list(range(500))))
         assert set(tokens) <= allowed and len(set(tokens)) > 1, (top_k, top_p, min_p)
