@@ -131,3 +131,15 @@ def test_a_seeded_row_draws_the_same_alone_or_in_a_batch() -> None:
     alone = [sample(logits[i : i + 1].clone(), [seeded(p)])[0][0] for i, p in enumerate(mixed)]
     assert together == alone
     assert together[1] == int(logits[1].argmax())
+
+
+def test_banned_and_masked_tokens_are_never_drawn() -> None:
+    """A token banned until min_tokens (its logit -inf) is not drawn, however likely it
+    was and whatever the temperature."""
+    logits = torch.zeros(1, 128)
+    logits[0, 99] = 10.0  # the EOS of ``states``: banned for the first 5 tokens
+    logits[0, :10] = torch.linspace(0.0, -100.0, 10)  # some far below the rest
+    for temperature in (0.05, 1.0, 3.0):
+        params = SamplingParams(temperature=temperature, min_tokens=5)
+        tokens, _ = sample(logits.expand(300, -1).clone(), states(params, list(range(300))))
+        assert 99 not in tokens and len(set(tokens)) > 1, temperature

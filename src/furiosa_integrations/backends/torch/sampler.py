@@ -141,6 +141,13 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> None:
     probs.masked_fill_(dropped, 0.0)
 
 
+# Tokens less likely than NEVER_DRAWN times the most likely one get no share: a draw
+# resolves 2**-53 of the total anyway. Logits are raised to LOWEST_LOGIT (below the top one)
+# first, as exp's results below ~e**-87 are denormal floats, made ~15x slower (16 rows of a
+# 49k vocabulary at temperature 0.1: 8.9 ms instead of 0.6).
+LOWEST_LOGIT = -80.0
+NEVER_DRAWN = 1e-34  # above e**-80
+
 # Tokens per block of a draw: a block is picked by the blocks' sums, then a token in it.
 DRAW_BLOCK = 256
 
@@ -248,7 +255,10 @@ def sample(
             [states[row].params.temperature for row in sampled_rows], dtype=logits.dtype
         ).to(logits.device)
         rows.div_(temperatures.unsqueeze(1))
-        probs = rows.sub_(rows.max(dim=-1, keepdim=True).values).exp_()  # softmax's numerators
+        rows.sub_(rows.amax(dim=-1, keepdim=True)).clamp_(min=LOWEST_LOGIT)
+        probs = rows.exp_()  # softmax's numerators, the most likely token's 1
+        # masked (-inf) tokens among them
+        torch.nn.functional.threshold(probs, NEVER_DRAWN, 0.0, inplace=True)
         for i, row in enumerate(sampled_rows):
             p = states[row].params
             _filter(probs[i], p.top_k, p.top_p, p.min_p)
