@@ -15,4 +15,5 @@ WORKLOADS = (
     "rerank",
     "conversation_cache",
     "single_user",
+    "sampling",
 )
