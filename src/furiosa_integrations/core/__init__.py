@@ -1,7 +1,15 @@
 """The shared async engine: backend-neutral, text level, one per model per process."""
 
 from .async_engine import AsyncEngine
-from .outputs import Completion, GenerationChunk, GenerationResult, TokenLogprob, ToolCall, Usage
+from .outputs import (
+    Completion,
+    CompletionSums,
+    GenerationChunk,
+    GenerationResult,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from .protocol import (
     NativeEngine,
     NativeEngineBase,
@@ -19,6 +27,7 @@ from .tokenizer import Tokenizer
 __all__ = [
     "AsyncEngine",
     "Completion",
+    "CompletionSums",
     "GenerationChunk",
     "GenerationResult",
     "NativeEngine",

@@ -119,6 +119,21 @@ class Completion:
         )
 
 
+class CompletionSums:
+    """A request's chunks added up per completion as they come (by index), and the usage
+    its last chunk carries, with the index of the completion that chunk belongs to."""
+
+    def __init__(self) -> None:
+        self.completions: dict[int, Completion] = {}
+        self.usage: Usage | None = None
+        self.usage_index = 0
+
+    def add(self, chunk: GenerationChunk) -> None:
+        self.completions.setdefault(chunk.index, Completion(chunk.index)).add(chunk)
+        if chunk.usage is not None:
+            self.usage, self.usage_index = chunk.usage, chunk.index
+
+
 @dataclass
 class GenerationResult:
     """The aggregated result of a request: ``outputs[i]`` is completion ``i``."""

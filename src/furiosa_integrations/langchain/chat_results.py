@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.messages import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from ..core import Completion, GenerationChunk, Usage
+from ..core import CompletionSums, GenerationChunk
 from .generations import generation_info, logprobs_info
 from .messages import to_message_chunk
 
@@ -40,22 +40,15 @@ class ChatChunkConverter:
         return chat_chunk(chunk, self.model_name, seen)
 
 
-class ChatAggregate:
+class ChatAggregate(CompletionSums):
     """A request's engine chunks added up per completion, each converted once at the end:
     the ``ChatResult`` that adding up the converted chunks gives, without LangChain's
     message objects and their addition for every token (~25 us each, on the caller's
-    event-loop thread)."""
+    event-loop thread). The usage goes on the message of the completion that carried it."""
 
     def __init__(self, model_label: str) -> None:
+        super().__init__()
         self.model_label = model_label
-        self.completions: dict[int, Completion] = {}
-        self.usage: Usage | None = None
-        self.usage_index = 0  # the completion whose chunk carried the usage: its message has it
-
-    def add(self, chunk: GenerationChunk) -> None:
-        self.completions.setdefault(chunk.index, Completion(chunk.index)).add(chunk)
-        if chunk.usage is not None:
-            self.usage, self.usage_index = chunk.usage, chunk.index
 
     def chat_result(self, model_name: str) -> ChatResult:
         """The result; ``model_name``: the engine's, as each chunk's ``generation_info``

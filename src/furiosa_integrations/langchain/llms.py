@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage, get_buffer_string
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from ..adapter_fields import SamplingOptions
-from ..core import AsyncEngine, Completion, Usage
+from ..core import AsyncEngine, CompletionSums, Usage
 from ..core import GenerationChunk as EngineChunk
 from .generations import (
     generation_info,
@@ -228,20 +228,14 @@ def _round_robin(streams: Sequence[Iterator[T]]) -> Iterator[tuple[int, T]]:
         live = still
 
 
-class _Aggregate:
+class _Aggregate(CompletionSums):
     """One prompt's engine chunks added up per completion, each converted once at the end:
     the generations that adding up the converted chunks gives, without a LangChain chunk
     and its addition for every token."""
 
     def __init__(self, model_name: str) -> None:
+        super().__init__()
         self.model_name = model_name
-        self.completions: dict[int, Completion] = {}
-        self.usage: Usage | None = None
-
-    def add(self, chunk: EngineChunk) -> None:
-        self.completions.setdefault(chunk.index, Completion(chunk.index)).add(chunk)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
 
     def generations(self) -> list[Generation]:
         generations = []
